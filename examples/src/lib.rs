@@ -1,0 +1,1 @@
+//! Runnable stories: see the `examples/` folder of this package.

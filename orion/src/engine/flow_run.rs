@@ -1,0 +1,212 @@
+//! Executes one flow run: create it, run its body, wait for its children, decide its final
+//! state by the Orion rule, retry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::context::{self, FlowRunContext, FlowRunCtx, RunCtx};
+use super::flow_call::FlowCall;
+use super::outcome::{CatchUnwind, Outcome, Verdict, panic_message};
+use super::task_run::{Failure, propose_until_set};
+use crate::client::RunRef;
+use crate::orchestration::{RetryDelay, RetryPolicy, RunKind};
+use crate::state::State;
+use crate::store::{FlowRun, LogLevel, TaskRun};
+use crate::{Orion, OrionClient};
+
+/// Runs `call` to its final state.
+pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>) -> Outcome<R> {
+    let parent = context::current();
+    let parent_flow = parent.as_ref().and_then(|p| p.flow().cloned());
+    let orion = match (&parent, call.orion.take()) {
+        (Some(p), _) => p.orion().clone(),
+        (None, Some(o)) => o,
+        (None, None) => Orion::current(),
+    };
+    let spec = call.spec;
+    let client = orion.client().clone();
+    let flow = match orion.flow_record(spec.name).await {
+        Ok(flow) => flow,
+        Err(e) => return Outcome::without_value(State::crashed(format!("could not create the flow: {e}"))),
+    };
+
+    let parent_task = match &parent_flow {
+        Some(pf) => match create_parent_task_run(&client, pf, spec).await {
+            Ok(t) => Some(t),
+            Err(e) => return Outcome::without_value(State::crashed(e.to_string())),
+        },
+        None => None,
+    };
+
+    let runner = call.task_runner.unwrap_or(spec.task_runner);
+    let name = call.run_name.take().unwrap_or_else(super::names::random_slug);
+    let mut record = FlowRun::new(&flow, name);
+    let (parameters, bad_parameters) = match std::mem::replace(&mut call.parameters, Ok(Default::default())) {
+        Ok(p) => (p, None),
+        Err(e) => (Default::default(), Some(e)),
+    };
+    record.parameters = parameters;
+    record.tags = std::mem::take(&mut call.tags);
+    record.parent_task_run_id = parent_task.as_ref().map(|(t, _)| t.id);
+    record.task_runner = Some(runner.to_string());
+    record.expected_start_time = Some(Timestamp::now());
+    record.state = Some(State::pending());
+    let record = match client.create_flow_run(record).await {
+        Ok(r) => r,
+        Err(e) => return Outcome::without_value(State::crashed(format!("could not create the flow run: {e}"))),
+    };
+    match &parent_flow {
+        Some(pf) => pf.log(LogLevel::Info, format!("Created subflow run '{}' for flow '{}'", record.name, spec.name)),
+        None => context::emit(
+            &orion,
+            LogLevel::Info,
+            "orion.engine".into(),
+            "orion.engine",
+            format!("Created flow run '{}' for flow '{}'", record.name, spec.name),
+            Some(record.id),
+            None,
+        ),
+    }
+
+    let info = FlowRunContext { id: record.id, name: record.name.clone(), flow_name: spec.name };
+    let retry = RetryPolicy {
+        retries: call.retries.unwrap_or(spec.retries),
+        delay: RetryDelay::Fixed(spec.retry_delay_seconds),
+        jitter_factor: None,
+    };
+    let timeout = call.timeout.or_else(|| spec.timeout_seconds.and_then(|s| Duration::try_from_secs_f64(s).ok()));
+    let mut current = record.state.clone().unwrap_or_else(State::pending);
+    let mut run_count = 0;
+    let mut ctx = Arc::new(FlowRunCtx::new(orion.clone(), info.clone(), runner));
+    ctx.log(LogLevel::Info, format!("Using task runner '{runner}'"));
+
+    let outcome = loop {
+        let proposed = if run_count == 0 { State::running() } else { State::retrying() };
+        let entered = match propose_until_set(&client, RunRef { kind: RunKind::Flow, id: info.id, current: Some(&current), run_count, retry: &retry }, proposed).await {
+            Ok(s) => s,
+            Err(e) => break Outcome::without_value(State::crashed(e.to_string())),
+        };
+        if !entered.is_running() {
+            break Outcome::without_value(entered);
+        }
+        run_count += 1;
+        current = entered;
+        if run_count > 1 {
+            // A retry starts with a clean slate of children.
+            ctx = Arc::new(FlowRunCtx::new(orion.clone(), info.clone(), runner));
+        }
+
+        let result = match &bad_parameters {
+            Some(_) => None,
+            None => Some(execute(&mut call, &ctx, run_count > retry.retries, timeout).await),
+        };
+        let proposed = match (&result, &bad_parameters) {
+            (_, Some(e)) => State::failed(format!("Flow run received invalid parameters: {e}")),
+            (Some(Ok(value)), None) => match (call.verdict)(value) {
+                Verdict::Err(message) => State::failed(message),
+                Verdict::Value => State::completed(),
+                Verdict::Unit => match ctx.children.counts() {
+                    (0, _) => State::completed().with_message("All states completed."),
+                    (failed, total) => State::failed(format!("{failed}/{total} states failed.")),
+                },
+            },
+            (Some(Err(Failure::Panic(payload))), None) => State::failed(panic_message(payload)),
+            (Some(Err(Failure::TimedOut(d))), None) => {
+                State::timed_out(format!("Flow run exceeded timeout of {} second(s)", d.as_secs_f64()))
+            }
+            (Some(Err(Failure::Cancelled)), None) => State::cancelled("Flow run was cancelled."),
+            (None, None) => State::crashed("flow run produced no result"),
+        };
+        let mut proposed = proposed;
+        proposed.details_mut().flow_run_id = Some(info.id);
+        let failure = proposed.is_failed().then(|| proposed.message().unwrap_or_default().to_owned());
+        let state = match propose_until_set(&client, RunRef { kind: RunKind::Flow, id: info.id, current: Some(&current), run_count, retry: &retry }, proposed).await {
+            Ok(s) => s,
+            Err(e) => State::crashed(format!("could not record the flow run's state: {e}")),
+        };
+        if state.is_scheduled() {
+            ctx.log(
+                LogLevel::Warning,
+                format!(
+                    "Flow run failed with error: {} - Retry {}/{} will start soon",
+                    failure.unwrap_or_default(),
+                    run_count,
+                    retry.retries
+                ),
+            );
+            current = state;
+            continue;
+        }
+        let value = match result {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(Failure::Panic(p))) => Err(Some(p)),
+            _ => Err(None),
+        };
+        break Outcome { state, value };
+    };
+
+    let level = if outcome.state.is_completed() { LogLevel::Info } else { LogLevel::Error };
+    ctx.log(level, format!("Finished in state {}", outcome.state));
+    if let (Some(pf), Some((task, task_state))) = (&parent_flow, parent_task) {
+        finish_parent_task_run(&client, &task, task_state, &outcome.state).await;
+        pf.children.record(outcome.state.is_completed());
+        orion.flush_logs_if_full().await;
+    } else {
+        orion.flush_logs().await;
+    }
+    outcome
+}
+
+/// One attempt of the flow body, then a wait for every child it submitted.
+async fn execute<R: Send + 'static, M: 'static>(
+    call: &mut FlowCall<R, M>,
+    ctx: &Arc<FlowRunCtx>,
+    last: bool,
+    timeout: Option<Duration>,
+) -> Result<R, Failure> {
+    let fut = (call.body)(last);
+    let attempt = context::scope(RunCtx::Flow(Arc::clone(ctx)), CatchUnwind(fut));
+    let result = match timeout {
+        Some(limit) => match tokio::time::timeout(limit, attempt).await {
+            Ok(r) => r.map_err(Failure::Panic),
+            Err(_) => {
+                ctx.children.cancel();
+                Err(Failure::TimedOut(limit))
+            }
+        },
+        None => attempt.await.map_err(Failure::Panic),
+    };
+    ctx.children.wait_idle().await;
+    result
+}
+
+/// The task run that stands for a subflow run in its parent flow run, already Running.
+async fn create_parent_task_run(
+    client: &OrionClient,
+    parent: &FlowRunCtx,
+    spec: &'static super::flow_call::FlowSpec,
+) -> crate::Result<(TaskRun, State)> {
+    let hash = super::task_call::stable_hash(spec.path);
+    let dynamic_key = parent.next_dynamic_key(std::ptr::from_ref(spec) as usize);
+    let key: Arc<str> = format!("{}-{hash:08x}", spec.name).into();
+    let mut task = TaskRun::new(format!("{key}-{dynamic_key}"), key, dynamic_key);
+    task.flow_run_id = Some(parent.info.id);
+    task.state = Some(State::pending());
+    let task = client.create_task_run(task).await?;
+    let pending = task.state.clone().unwrap_or_else(State::pending);
+    let policy = RetryPolicy::default();
+    let run = RunRef { kind: RunKind::Task, id: task.id, current: Some(&pending), run_count: 0, retry: &policy };
+    let running = propose_until_set(client, run, State::running()).await?;
+    Ok((task, running))
+}
+
+/// Mirrors the subflow run's final state onto its parent task run.
+async fn finish_parent_task_run(client: &OrionClient, task: &TaskRun, current: State, final_state: &State) {
+    let policy = RetryPolicy::default();
+    let run = RunRef { kind: RunKind::Task, id: task.id, current: Some(&current), run_count: 1, retry: &policy };
+    let mirror = final_state.without_data::<serde_json::Value>().renewed();
+    // The subflow's own state is recorded already; a failure here only loses the mirror.
+    let _ = propose_until_set(client, run, mirror).await;
+}

@@ -1,0 +1,65 @@
+//! The library's error type.
+
+use crate::state::State;
+use crate::store::StoreError;
+
+/// Everything that can go wrong in orion itself.
+///
+/// Failures of user code are not errors of the library: they are [`State`]s
+/// (Failed, Crashed, TimedOut) of the run that hit them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store could not read or write.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Orchestration refused a transition outright.
+    #[error("state transition aborted: {reason}")]
+    Aborted {
+        /// Why.
+        reason: String,
+    },
+    /// No flow of that name is registered in this program.
+    #[error("no flow named {name:?} is registered in this program (known flows: {known})")]
+    UnknownFlow {
+        /// The name asked for.
+        name: String,
+        /// The registered names, comma separated.
+        known: String,
+    },
+    /// Parameters did not fit the flow's signature.
+    #[error("invalid parameters for flow {flow:?}: {detail}")]
+    InvalidParameters {
+        /// The flow.
+        flow: String,
+        /// What was wrong, naming the parameter.
+        detail: String,
+    },
+    /// A run ended in a state other than Completed, or a Completed state had no result.
+    #[error("run ended in state {state}")]
+    Run {
+        /// The final state, without data.
+        state: State<()>,
+    },
+    /// A task run or flow run exceeded its timeout.
+    #[error("{what} exceeded its timeout of {seconds}s")]
+    TimedOut {
+        /// `Task run 'name'` or `Flow run 'name'`.
+        what: String,
+        /// The limit.
+        seconds: f64,
+    },
+    /// A setting (environment variable or option) has a value orion cannot use.
+    #[error("invalid setting {name}={value:?}: {reason}")]
+    Setting {
+        /// The setting's name.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+/// `Result` with orion's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,38 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod client;
+mod engine;
+mod error;
+mod ids;
+mod orchestration;
+mod runtime;
+mod state;
+
+pub mod logging;
+pub mod registry;
+pub mod store;
+pub mod testing;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use client::{OrionClient, RunRef, Transition};
+pub use engine::{
+    CacheKeyFn, FlowCall, FlowRunContext, TaskCall, TaskFuture, TaskOptions, TaskRunContext,
+    TaskRunner, flow_run_context, gather, map, task_input_hash, task_run_context,
+};
+pub use error::{Error, Result};
+pub use logging::{RunLogger, get_run_logger};
+pub use orchestration::{Decision, Proposal, RetryDelay, RetryPolicy, RunKind, decide};
+pub use orion_macros::{flow, task};
+pub use runtime::Orion;
+pub use state::{State, StateDetails, StateType};
+
+/// The names every flow file needs: `use orion::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Orion, State, StateType, TaskRunner, flow, gather, get_run_logger, map, task,
+    };
+}

@@ -1,0 +1,128 @@
+//! [`Orion`]: the embedded runtime handle.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::engine::context;
+use crate::logging::LogBuffer;
+use crate::store::{Flow, MemoryStore, Store};
+use crate::{OrionClient, Result};
+
+tokio::task_local! {
+    static AMBIENT: Orion;
+}
+
+/// The embedded runtime: a store, the client over it, and the run-log buffer.
+///
+/// Flow calls run on the *ambient* runtime: the one of the enclosing [`Orion::scope`], else
+/// the process-wide default ([`Orion::default_runtime`], in memory). A `FlowCall` can also be
+/// pointed at one explicitly with `.on(&orion)`. Cheap to clone.
+///
+/// ```
+/// use orion::prelude::*;
+///
+/// #[flow]
+/// async fn hello() {}
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> orion::Result<()> {
+/// # orion::logging::set_console_level(None);
+/// let orion = Orion::memory();
+/// let state = orion.scope(hello().return_state()).await;
+/// assert!(state.is_completed());
+/// assert_eq!(orion.client().read_flow_runs(&Default::default()).await?.len(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Orion {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: OrionClient,
+    logs: LogBuffer,
+    flows: Mutex<HashMap<&'static str, Flow>>,
+}
+
+impl std::fmt::Debug for Orion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orion").finish_non_exhaustive()
+    }
+}
+
+impl Orion {
+    /// A runtime over a new in-memory store.
+    pub fn memory() -> Self {
+        Self::with_store(Arc::new(MemoryStore::new()))
+    }
+
+    /// A runtime over any store.
+    pub fn with_store(store: Arc<dyn Store>) -> Self {
+        Orion {
+            inner: Arc::new(Inner {
+                client: OrionClient::new(store),
+                logs: LogBuffer::default(),
+                flows: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The process-wide default runtime, created on first use (in memory).
+    pub fn default_runtime() -> &'static Orion {
+        static DEFAULT: OnceLock<Orion> = OnceLock::new();
+        DEFAULT.get_or_init(Orion::memory)
+    }
+
+    /// The runtime code runs under now: the current run's, else the enclosing
+    /// [`Orion::scope`]'s, else [`Orion::default_runtime`].
+    pub fn current() -> Orion {
+        if let Some(ctx) = context::current() {
+            return ctx.orion().clone();
+        }
+        AMBIENT.try_with(Orion::clone).unwrap_or_else(|_| Self::default_runtime().clone())
+    }
+
+    /// Runs `fut` with this runtime as the ambient one: every flow and task called inside it
+    /// (that is not already part of a run) is recorded here.
+    pub fn scope<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> {
+        AMBIENT.scope(self.clone(), fut)
+    }
+
+    /// The client over this runtime's store.
+    pub fn client(&self) -> &OrionClient {
+        &self.inner.client
+    }
+
+    /// Writes buffered run logs to the store now. Every flow run does this when it ends.
+    ///
+    /// A store failure is reported on standard error: losing log lines must not fail a run.
+    pub async fn flush_logs(&self) {
+        let logs = self.inner.logs.take();
+        if logs.is_empty() {
+            return;
+        }
+        if let Err(e) = self.inner.client.write_logs(logs).await {
+            eprintln!("orion: could not store run logs: {e}");
+        }
+    }
+
+    pub(crate) async fn flush_logs_if_full(&self) {
+        if self.inner.logs.len() >= crate::logging::FLUSH_AT {
+            self.flush_logs().await;
+        }
+    }
+
+    pub(crate) fn logs(&self) -> &LogBuffer {
+        &self.inner.logs
+    }
+
+    /// The stored flow record for `name`, created on first use and remembered.
+    pub(crate) async fn flow_record(&self, name: &'static str) -> Result<Flow> {
+        if let Some(flow) = self.inner.flows.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return Ok(flow.clone());
+        }
+        let flow = self.inner.client.create_flow(name).await?;
+        self.inner.flows.lock().unwrap_or_else(|p| p.into_inner()).insert(name, flow.clone());
+        Ok(flow)
+    }
+}

@@ -1,0 +1,310 @@
+//! The in-memory backend: always available, used by tests and `memory://`.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use uuid::Uuid;
+
+use super::{
+    Flow, FlowRun, FlowRunFilter, LogFilter, LogRecord, SetState, Store, StoreError, StoreFuture,
+    TaskRun, TaskRunFilter,
+};
+use crate::state::{State, StateType};
+
+/// A [`Store`] that keeps everything in this process's memory.
+///
+/// Each run keeps its state history without result data; only Completed states written with a
+/// cache key keep their data, in the cache index.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    flows: HashMap<Uuid, Flow>,
+    flow_ids_by_name: HashMap<String, Uuid>,
+    flow_runs: HashMap<Uuid, Entry<FlowRun>>,
+    task_runs: HashMap<Uuid, Entry<TaskRun>>,
+    task_runs_by_flow_run: HashMap<Option<Uuid>, Vec<Uuid>>,
+    cache: HashMap<String, State>,
+    logs_by_flow_run: HashMap<Option<Uuid>, Vec<LogRecord>>,
+}
+
+/// A run as stored: the record without its current state, plus the state history.
+#[derive(Debug)]
+struct Entry<R> {
+    run: R,
+    history: Vec<State>,
+}
+
+/// The fields a state write updates on either kind of run.
+pub(crate) trait RunTimes {
+    fn state_slot(&mut self) -> &mut Option<State>;
+    fn times(&mut self) -> (&mut u32, &mut Option<jiff::Timestamp>, &mut Option<jiff::Timestamp>);
+}
+
+impl RunTimes for FlowRun {
+    fn state_slot(&mut self) -> &mut Option<State> {
+        &mut self.state
+    }
+    fn times(&mut self) -> (&mut u32, &mut Option<jiff::Timestamp>, &mut Option<jiff::Timestamp>) {
+        (&mut self.run_count, &mut self.start_time, &mut self.end_time)
+    }
+}
+
+impl RunTimes for TaskRun {
+    fn state_slot(&mut self) -> &mut Option<State> {
+        &mut self.state
+    }
+    fn times(&mut self) -> (&mut u32, &mut Option<jiff::Timestamp>, &mut Option<jiff::Timestamp>) {
+        (&mut self.run_count, &mut self.start_time, &mut self.end_time)
+    }
+}
+
+/// Bookkeeping every backend does on an accepted state write: run count, start and end time.
+pub(crate) fn record_state_times<R: RunTimes>(run: &mut R, state: &State) {
+    let (run_count, start, end) = run.times();
+    match state.state_type() {
+        StateType::Running => {
+            *run_count += 1;
+            start.get_or_insert(state.timestamp());
+            *end = None;
+        }
+        t if t.is_terminal() => *end = Some(state.timestamp()),
+        _ => {}
+    }
+}
+
+impl<R: RunTimes + Clone> Entry<R> {
+    fn new(mut run: R) -> Self {
+        let history: Vec<State> = run.state_slot().take().map(strip).into_iter().collect();
+        if let Some(first) = history.first() {
+            record_state_times(&mut run, first);
+        }
+        Entry { run, history }
+    }
+
+    fn snapshot(&self) -> R {
+        let mut run = self.run.clone();
+        *run.state_slot() = self.history.last().cloned();
+        run
+    }
+
+    fn set_state(&mut self, expected: Option<Uuid>, state: State) -> SetState {
+        let current = self.history.last();
+        if current.map(State::id) != expected {
+            return SetState::Conflict { current: current.cloned() };
+        }
+        record_state_times(&mut self.run, &state);
+        self.history.push(strip(state));
+        SetState::Written
+    }
+}
+
+/// The history keeps no result data: results live in the cache index only.
+fn strip(state: State) -> State {
+    if state.data().is_some() { state.map_data(|_| None) } else { state }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-written record (every write is a
+        // single push or insert), so a poisoned lock is safe to keep using.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn ready<'a, T: Send + 'a>(value: Result<T, StoreError>) -> StoreFuture<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
+impl Store for MemoryStore {
+    fn upsert_flow(&self, flow: Flow) -> StoreFuture<'_, Flow> {
+        let mut inner = self.lock();
+        if let Some(id) = inner.flow_ids_by_name.get(&flow.name) {
+            let existing = inner.flows[id].clone();
+            return ready(Ok(existing));
+        }
+        inner.flow_ids_by_name.insert(flow.name.clone(), flow.id);
+        inner.flows.insert(flow.id, flow.clone());
+        ready(Ok(flow))
+    }
+
+    fn read_flow(&self, id: Uuid) -> StoreFuture<'_, Option<Flow>> {
+        ready(Ok(self.lock().flows.get(&id).cloned()))
+    }
+
+    fn read_flow_by_name<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Flow>> {
+        let inner = self.lock();
+        ready(Ok(inner.flow_ids_by_name.get(name).map(|id| inner.flows[id].clone())))
+    }
+
+    fn read_flows(&self) -> StoreFuture<'_, Vec<Flow>> {
+        let mut flows: Vec<Flow> = self.lock().flows.values().cloned().collect();
+        flows.sort_by(|a, b| a.name.cmp(&b.name));
+        ready(Ok(flows))
+    }
+
+    fn create_flow_run(&self, run: FlowRun) -> StoreFuture<'_, FlowRun> {
+        let mut inner = self.lock();
+        if !inner.flows.contains_key(&run.flow_id) {
+            return ready(Err(StoreError::NotFound { what: "flow", id: run.flow_id }));
+        }
+        if inner.flow_runs.contains_key(&run.id) {
+            return ready(Err(StoreError::AlreadyExists { what: "flow run", key: run.id.to_string() }));
+        }
+        let entry = Entry::new(run);
+        let snapshot = entry.snapshot();
+        inner.flow_runs.insert(snapshot.id, entry);
+        ready(Ok(snapshot))
+    }
+
+    fn read_flow_run(&self, id: Uuid) -> StoreFuture<'_, Option<FlowRun>> {
+        ready(Ok(self.lock().flow_runs.get(&id).map(Entry::snapshot)))
+    }
+
+    fn read_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, Vec<FlowRun>> {
+        let runs = self
+            .lock()
+            .flow_runs
+            .values()
+            .map(Entry::snapshot)
+            .filter(|r| filter.matches(r))
+            .collect();
+        ready(Ok(filter.finish(runs)))
+    }
+
+    fn set_flow_run_state(
+        &self,
+        id: Uuid,
+        expected: Option<Uuid>,
+        state: State,
+    ) -> StoreFuture<'_, SetState> {
+        let mut inner = self.lock();
+        ready(match inner.flow_runs.get_mut(&id) {
+            Some(entry) => Ok(entry.set_state(expected, state)),
+            None => Err(StoreError::NotFound { what: "flow run", id }),
+        })
+    }
+
+    fn read_flow_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
+        ready(match self.lock().flow_runs.get(&id) {
+            Some(entry) => Ok(entry.history.clone()),
+            None => Err(StoreError::NotFound { what: "flow run", id }),
+        })
+    }
+
+    fn create_task_run(&self, run: TaskRun) -> StoreFuture<'_, TaskRun> {
+        let mut inner = self.lock();
+        if let Some(flow_run_id) = run.flow_run_id {
+            if !inner.flow_runs.contains_key(&flow_run_id) {
+                return ready(Err(StoreError::NotFound { what: "flow run", id: flow_run_id }));
+            }
+        }
+        if inner.task_runs.contains_key(&run.id) {
+            return ready(Err(StoreError::AlreadyExists { what: "task run", key: run.id.to_string() }));
+        }
+        let entry = Entry::new(run);
+        let snapshot = entry.snapshot();
+        inner.task_runs_by_flow_run.entry(snapshot.flow_run_id).or_default().push(snapshot.id);
+        inner.task_runs.insert(snapshot.id, entry);
+        ready(Ok(snapshot))
+    }
+
+    fn read_task_run(&self, id: Uuid) -> StoreFuture<'_, Option<TaskRun>> {
+        ready(Ok(self.lock().task_runs.get(&id).map(Entry::snapshot)))
+    }
+
+    fn read_task_runs<'a>(&'a self, filter: &'a TaskRunFilter) -> StoreFuture<'a, Vec<TaskRun>> {
+        let inner = self.lock();
+        let runs: Vec<TaskRun> = match filter.flow_run_id {
+            Some(id) => inner
+                .task_runs_by_flow_run
+                .get(&Some(id))
+                .into_iter()
+                .flatten()
+                .map(|tid| inner.task_runs[tid].snapshot())
+                .filter(|r| filter.matches(r))
+                .collect(),
+            None => inner.task_runs.values().map(Entry::snapshot).filter(|r| filter.matches(r)).collect(),
+        };
+        ready(Ok(filter.finish(runs)))
+    }
+
+    fn set_task_run_state(
+        &self,
+        id: Uuid,
+        expected: Option<Uuid>,
+        state: State,
+    ) -> StoreFuture<'_, SetState> {
+        let mut inner = self.lock();
+        let cache_entry = (state.is_completed() && state.data().is_some())
+            .then(|| state.details().cache_key.clone())
+            .flatten()
+            .map(|key| (key, state.clone()));
+        let result = match inner.task_runs.get_mut(&id) {
+            Some(entry) => {
+                if let Some(key) = &state.details().cache_key {
+                    entry.run.cache_key = Some(key.clone());
+                }
+                entry.set_state(expected, state)
+            }
+            None => return ready(Err(StoreError::NotFound { what: "task run", id })),
+        };
+        if result == SetState::Written {
+            if let Some((key, state)) = cache_entry {
+                inner.cache.insert(key, state);
+            }
+        }
+        ready(Ok(result))
+    }
+
+    fn read_task_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
+        ready(match self.lock().task_runs.get(&id) {
+            Some(entry) => Ok(entry.history.clone()),
+            None => Err(StoreError::NotFound { what: "task run", id }),
+        })
+    }
+
+    fn read_cached_state<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<State>> {
+        ready(Ok(self.lock().cache.get(key).cloned()))
+    }
+
+    fn write_logs(&self, logs: Vec<LogRecord>) -> StoreFuture<'_, ()> {
+        let mut inner = self.lock();
+        for log in logs {
+            inner.logs_by_flow_run.entry(log.flow_run_id).or_default().push(log);
+        }
+        ready(Ok(()))
+    }
+
+    fn read_logs<'a>(&'a self, filter: &'a LogFilter) -> StoreFuture<'a, Vec<LogRecord>> {
+        let inner = self.lock();
+        let mut logs: Vec<LogRecord> = match filter.flow_run_id {
+            Some(id) => inner
+                .logs_by_flow_run
+                .get(&Some(id))
+                .into_iter()
+                .flatten()
+                .filter(|l| filter.matches(l))
+                .cloned()
+                .collect(),
+            None => inner
+                .logs_by_flow_run
+                .values()
+                .flatten()
+                .filter(|l| filter.matches(l))
+                .cloned()
+                .collect(),
+        };
+        logs.sort_by_key(|l| l.timestamp);
+        logs.truncate(filter.limit.unwrap_or(usize::MAX));
+        ready(Ok(logs))
+    }
+}

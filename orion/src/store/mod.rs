@@ -1,0 +1,94 @@
+//! Persistence: the [`Store`] trait and its backends.
+//!
+//! A store keeps records and answers queries; it knows no transition rules (those live in
+//! `orchestration`). Every state write is a compare-and-set on the run's current state id, so
+//! two writers can never both move a run out of the same state.
+
+mod error;
+mod filter;
+mod memory;
+mod records;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use uuid::Uuid;
+
+pub use error::StoreError;
+pub use filter::{FlowRunFilter, LogFilter, Sort, TaskRunFilter};
+pub use memory::MemoryStore;
+pub use records::{Flow, FlowRun, LogLevel, LogRecord, TaskRun};
+
+use crate::state::State;
+
+/// The boxed future every [`Store`] method returns, so the trait stays dyn-compatible.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The result of a compare-and-set state write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SetState {
+    /// The state was written; it is now the run's current state.
+    Written,
+    /// The run's current state was not the expected one; nothing was written.
+    Conflict {
+        /// The run's actual current state.
+        current: Option<State>,
+    },
+}
+
+/// A backend that persists flows, runs, states and logs.
+///
+/// Methods return boxed futures so that `Arc<dyn Store>` works everywhere; the client,
+/// services and servers carry no type parameters.
+pub trait Store: Send + Sync + 'static {
+    /// Creates the flow if no flow of that name exists; returns the stored flow either way.
+    fn upsert_flow(&self, flow: Flow) -> StoreFuture<'_, Flow>;
+    /// A flow by id.
+    fn read_flow(&self, id: Uuid) -> StoreFuture<'_, Option<Flow>>;
+    /// A flow by name.
+    fn read_flow_by_name<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Flow>>;
+    /// All flows, by name.
+    fn read_flows(&self) -> StoreFuture<'_, Vec<Flow>>;
+
+    /// Inserts a new flow run. Its `state` becomes the first entry of its state history.
+    fn create_flow_run(&self, run: FlowRun) -> StoreFuture<'_, FlowRun>;
+    /// A flow run by id.
+    fn read_flow_run(&self, id: Uuid) -> StoreFuture<'_, Option<FlowRun>>;
+    /// Flow runs matching a filter, sorted and paged.
+    fn read_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, Vec<FlowRun>>;
+    /// Writes `state` as the flow run's current state if its current state id is `expected`.
+    fn set_flow_run_state(
+        &self,
+        id: Uuid,
+        expected: Option<Uuid>,
+        state: State,
+    ) -> StoreFuture<'_, SetState>;
+    /// Every state the flow run has been in, oldest first.
+    fn read_flow_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>>;
+
+    /// Inserts a new task run. Its `state` becomes the first entry of its state history.
+    fn create_task_run(&self, run: TaskRun) -> StoreFuture<'_, TaskRun>;
+    /// A task run by id.
+    fn read_task_run(&self, id: Uuid) -> StoreFuture<'_, Option<TaskRun>>;
+    /// Task runs matching a filter.
+    fn read_task_runs<'a>(&'a self, filter: &'a TaskRunFilter) -> StoreFuture<'a, Vec<TaskRun>>;
+    /// Writes `state` as the task run's current state if its current state id is `expected`.
+    /// A Completed state with a cache key and data is also indexed for [`Store::read_cached_state`].
+    fn set_task_run_state(
+        &self,
+        id: Uuid,
+        expected: Option<Uuid>,
+        state: State,
+    ) -> StoreFuture<'_, SetState>;
+    /// Every state the task run has been in, oldest first.
+    fn read_task_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>>;
+    /// The newest Completed state stored under `key`, with its data.
+    fn read_cached_state<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<State>>;
+
+    /// Appends log records.
+    fn write_logs(&self, logs: Vec<LogRecord>) -> StoreFuture<'_, ()>;
+    /// Log records matching a filter, oldest first.
+    fn read_logs<'a>(&'a self, filter: &'a LogFilter) -> StoreFuture<'a, Vec<LogRecord>>;
+}

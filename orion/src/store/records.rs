@@ -1,0 +1,208 @@
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::state::State;
+
+/// A flow: the named unit that flow runs belong to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Flow {
+    /// Its id.
+    pub id: Uuid,
+    /// Its unique name.
+    pub name: String,
+    /// When it was first stored.
+    pub created: Timestamp,
+}
+
+impl Flow {
+    /// A new flow record with a fresh id.
+    pub fn new(name: impl Into<String>) -> Self {
+        Flow { id: crate::ids::new_id(), name: name.into(), created: Timestamp::now() }
+    }
+}
+
+/// One execution of a flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FlowRun {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name (`rare-frog`).
+    pub name: String,
+    /// The flow's id.
+    pub flow_id: Uuid,
+    /// The flow's name, kept alongside for display and filtering.
+    pub flow_name: String,
+    /// The parameters it was called with, as a JSON object.
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// For a subflow: the task run in the parent flow run that stands for it.
+    pub parent_task_run_id: Option<Uuid>,
+    /// The task runner's display name.
+    pub task_runner: Option<String>,
+    /// The current state (the last entry of its history).
+    pub state: Option<State>,
+    /// How many times it entered Running.
+    pub run_count: u32,
+    /// When it was created.
+    pub created: Timestamp,
+    /// When it should start.
+    pub expected_start_time: Option<Timestamp>,
+    /// When it first entered Running.
+    pub start_time: Option<Timestamp>,
+    /// When it entered a final state.
+    pub end_time: Option<Timestamp>,
+}
+
+impl FlowRun {
+    /// A new flow run record, created now, with no state yet.
+    pub fn new(flow: &Flow, name: impl Into<String>) -> Self {
+        FlowRun {
+            id: crate::ids::new_id(),
+            name: name.into(),
+            flow_id: flow.id,
+            flow_name: flow.name.clone(),
+            parameters: serde_json::Map::new(),
+            tags: Vec::new(),
+            parent_task_run_id: None,
+            task_runner: None,
+            state: None,
+            run_count: 0,
+            created: Timestamp::now(),
+            expected_start_time: None,
+            start_time: None,
+            end_time: None,
+        }
+    }
+}
+
+/// One execution of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TaskRun {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name (`log_message-dd6ef374-0`).
+    pub name: String,
+    /// The flow run it ran in (None for a task called outside any flow).
+    pub flow_run_id: Option<Uuid>,
+    /// The task's identity: its name and a stable hash of where it is defined.
+    pub task_key: Arc<str>,
+    /// The per-flow-run call counter that tells apart calls of the same task.
+    pub dynamic_key: u32,
+    /// The cache key of its last attempt, when caching is on.
+    pub cache_key: Option<String>,
+    /// Tags.
+    pub tags: Arc<[String]>,
+    /// The current state.
+    pub state: Option<State>,
+    /// How many times it entered Running.
+    pub run_count: u32,
+    /// When it was created.
+    pub created: Timestamp,
+    /// When it first entered Running.
+    pub start_time: Option<Timestamp>,
+    /// When it entered a final state.
+    pub end_time: Option<Timestamp>,
+}
+
+impl TaskRun {
+    /// A new task run record, created now, with no state yet.
+    pub fn new(name: impl Into<String>, task_key: Arc<str>, dynamic_key: u32) -> Self {
+        TaskRun {
+            id: crate::ids::new_id(),
+            name: name.into(),
+            flow_run_id: None,
+            task_key,
+            dynamic_key,
+            cache_key: None,
+            tags: Arc::from(Vec::new()),
+            state: None,
+            run_count: 0,
+            created: Timestamp::now(),
+            start_time: None,
+            end_time: None,
+        }
+    }
+}
+
+/// A log level, with Python's names and numbers as Prefect shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LogLevel {
+    /// 10.
+    Debug = 10,
+    /// 20.
+    Info = 20,
+    /// 30.
+    Warning = 30,
+    /// 40.
+    Error = 40,
+    /// 50.
+    Critical = 50,
+}
+
+impl LogLevel {
+    /// `"INFO"`, `"WARNING"`, ….
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warning => "WARNING",
+            LogLevel::Error => "ERROR",
+            LogLevel::Critical => "CRITICAL",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// The error of parsing a [`LogLevel`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown log level {0:?}: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL")]
+pub struct ParseLogLevelError(pub String);
+
+impl FromStr for LogLevel {
+    type Err = ParseLogLevelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "DEBUG" | "TRACE" | "10" => Ok(LogLevel::Debug),
+            "INFO" | "20" => Ok(LogLevel::Info),
+            "WARNING" | "WARN" | "30" => Ok(LogLevel::Warning),
+            "ERROR" | "40" => Ok(LogLevel::Error),
+            "CRITICAL" | "50" => Ok(LogLevel::Critical),
+            _ => Err(ParseLogLevelError(s.to_owned())),
+        }
+    }
+}
+
+/// One stored log line of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LogRecord {
+    /// The logger's name: `orion.engine`, `orion.flow_runs`, `orion.task_runs`, or a `tracing`
+    /// target.
+    pub name: Cow<'static, str>,
+    /// The level.
+    pub level: LogLevel,
+    /// The text.
+    pub message: String,
+    /// When it was logged.
+    pub timestamp: Timestamp,
+    /// The flow run it belongs to.
+    pub flow_run_id: Option<Uuid>,
+    /// The task run it belongs to.
+    pub task_run_id: Option<Uuid>,
+}
