@@ -18,7 +18,7 @@ pub mod testing;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use client::{OrionClient, RunRef, Transition};
+pub use client::{Clock, OrionClient, RunRef, Transition};
 pub use engine::{
     CacheKeyFn, FlowCall, FlowRunContext, TaskCall, TaskFuture, TaskOptions, TaskRunContext,
     TaskRunner, flow_run_context, gather, map, task_input_hash, task_run_context,

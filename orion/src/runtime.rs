@@ -1,13 +1,13 @@
 //! [`Orion`]: the embedded runtime handle.
 
 use std::collections::HashMap;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::engine::context;
 use crate::logging::LogBuffer;
 use crate::store::{Flow, MemoryStore, Store};
-use crate::{OrionClient, Result};
+use crate::{Clock, OrionClient, Result};
 
 tokio::task_local! {
     static AMBIENT: Orion;
@@ -58,9 +58,14 @@ impl Orion {
 
     /// A runtime over any store.
     pub fn with_store(store: Arc<dyn Store>) -> Self {
+        Self::with_store_and_clock(store, Clock::System)
+    }
+
+    /// A runtime over any store, reading time from `clock`.
+    pub fn with_store_and_clock(store: Arc<dyn Store>, clock: Clock) -> Self {
         Orion {
             inner: Arc::new(Inner {
-                client: OrionClient::new(store),
+                client: OrionClient::with_clock(store, clock),
                 logs: LogBuffer::default(),
                 flows: Mutex::new(HashMap::new()),
             }),
@@ -84,8 +89,8 @@ impl Orion {
 
     /// Runs `fut` with this runtime as the ambient one: every flow and task called inside it
     /// (that is not already part of a run) is recorded here.
-    pub fn scope<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> {
-        AMBIENT.scope(self.clone(), fut)
+    pub fn scope<F: IntoFuture>(&self, fut: F) -> impl Future<Output = F::Output> {
+        AMBIENT.scope(self.clone(), fut.into_future())
     }
 
     /// The client over this runtime's store.

@@ -1,1 +1,10 @@
+//! Integration tests of orion through its public API.
 
+mod client;
+mod concurrency;
+mod flows;
+mod logging;
+mod registry;
+mod store;
+mod subflows;
+mod tasks;

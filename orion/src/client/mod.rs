@@ -1,5 +1,9 @@
 //! [`OrionClient`]: the one API over a store.
 
+mod clock;
+
+pub use clock::Clock;
+
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -30,6 +34,7 @@ use crate::{Error, Result};
 #[derive(Clone)]
 pub struct OrionClient {
     store: Arc<dyn Store>,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for OrionClient {
@@ -65,7 +70,17 @@ pub struct RunRef<'a> {
 impl OrionClient {
     /// A client over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        OrionClient { store }
+        Self::with_clock(store, Clock::System)
+    }
+
+    /// A client over `store` that reads time from `clock`.
+    pub fn with_clock(store: Arc<dyn Store>, clock: Clock) -> Self {
+        OrionClient { store, clock }
+    }
+
+    /// The current time by this client's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     /// The underlying store.
@@ -215,21 +230,23 @@ impl OrionClient {
         // One retry after a conflict is enough for a caller with a stale guess; more conflicts
         // mean another writer really is racing for this run.
         for _ in 0..3 {
+            let now = self.clock.now();
             let ctx = Proposal {
                 kind: run.kind,
                 run_count: run.run_count,
                 retry: run.retry,
                 cached: cached.as_ref(),
-                now: Timestamp::now(),
+                now,
                 random: fastrand::f64(),
             };
+            // States are stamped by the client's clock, the same one the rules read.
             let chosen = match orchestration::decide(current.as_ref(), &proposed, &ctx) {
-                Decision::Accept => proposed.clone(),
+                Decision::Accept => proposed.clone().with_timestamp(now),
                 Decision::Reject(state) if current.as_ref().map(State::id) == Some(state.id()) => {
                     // Rejected in favour of the state the run is already in: nothing to write.
                     return Ok(Transition::Set(state));
                 }
-                Decision::Reject(state) => state.renewed(),
+                Decision::Reject(state) => state.renewed().with_timestamp(now),
                 Decision::Wait(d) => return Ok(Transition::Wait(d)),
                 Decision::Abort(reason) => return Err(Error::Aborted { reason }),
             };

@@ -126,7 +126,9 @@ pub(crate) async fn run<R: Send + 'static>(
         let proposed = match &result {
             Ok(value) => match (call.verdict)(value) {
                 Verdict::Err(message) => State::failed(message),
-                Verdict::Unit | Verdict::Value => completed(value, &call, cache_key.as_deref(), cache_expiration),
+                Verdict::Unit | Verdict::Value => {
+                    completed(value, &call, cache_key.as_deref(), cache_expiration.map(|e| (client.now(), e)))
+                }
             },
             Err(Failure::Panic(payload)) => State::failed(panic_message(payload)),
             Err(Failure::TimedOut(d)) => State::timed_out(format!("Task run exceeded timeout of {} second(s)", d.as_secs_f64())),
@@ -139,7 +141,7 @@ pub(crate) async fn run<R: Send + 'static>(
         };
         if state.is_scheduled() {
             // AwaitingRetry: orchestration sent the failed attempt around again.
-            let wait = state.details().scheduled_time.map_or(SignedDuration::ZERO, |at| Timestamp::now().duration_until(at));
+            let wait = state.details().scheduled_time.map_or(SignedDuration::ZERO, |at| client.now().duration_until(at));
             RunCtx::Task(ctx).log(
                 LogLevel::Warning,
                 None,
@@ -148,7 +150,7 @@ pub(crate) async fn run<R: Send + 'static>(
                     failed_message.unwrap_or_default(),
                     info.run_count,
                     retry.retries,
-                    wait.as_secs_f64().max(0.0)
+                    (wait.as_secs_f64().max(0.0) * 100.0).round() / 100.0
                 ),
             );
             current = state;
@@ -164,7 +166,12 @@ pub(crate) async fn run<R: Send + 'static>(
 }
 
 /// The Completed state for a returned value, carrying the encoded value when it is cached.
-fn completed<R>(value: &R, call: &TaskCall<R>, cache_key: Option<&str>, expiration: Option<Duration>) -> State {
+fn completed<R>(
+    value: &R,
+    call: &TaskCall<R>,
+    cache_key: Option<&str>,
+    expiration: Option<(Timestamp, Duration)>,
+) -> State {
     let (Some(key), Some(codec)) = (cache_key, &call.codec) else {
         return State::completed();
     };
@@ -173,9 +180,8 @@ fn completed<R>(value: &R, call: &TaskCall<R>, cache_key: Option<&str>, expirati
     };
     let details = StateDetails {
         cache_key: Some(key.to_owned()),
-        cache_expiration: expiration.and_then(|e| {
-            Timestamp::now().checked_add(SignedDuration::try_from(e).ok()?).ok()
-        }),
+        cache_expiration: expiration
+            .and_then(|(now, e)| now.checked_add(SignedDuration::try_from(e).ok()?).ok()),
         ..StateDetails::default()
     };
     State::<serde_json::Value>::completed().with_details(details).with_data(data)

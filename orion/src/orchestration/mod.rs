@@ -133,7 +133,7 @@ fn failed(proposed: &State, ctx: &Proposal<'_>) -> Decision {
     if ctx.run_count >= 1 && ctx.run_count <= ctx.retry.retries {
         let delay = ctx.retry.delay.for_attempt(ctx.run_count - 1);
         let jitter = ctx.retry.jitter_factor.unwrap_or(0.0).max(0.0) * ctx.random;
-        let delay = delay.mul_f64(1.0 + jitter);
+        let delay = Duration::try_from_secs_f64(delay.as_secs_f64() * (1.0 + jitter)).unwrap_or(Duration::MAX);
         let at = ctx
             .now
             .checked_add(jiff::SignedDuration::try_from(delay).unwrap_or(jiff::SignedDuration::MAX))

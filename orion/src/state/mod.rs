@@ -187,8 +187,9 @@ impl<T> State<T> {
     }
     /// Sets the result data.
     #[must_use]
-    pub fn with_data<U>(self, data: U) -> State<U> {
-        self.map_data(|_| Some(data))
+    pub fn with_data(mut self, data: T) -> Self {
+        self.data = Some(Box::new(data));
+        self
     }
     /// Sets the time the state was entered.
     #[must_use]

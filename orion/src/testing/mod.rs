@@ -26,7 +26,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 
 use crate::store::{FlowRun, FlowRunFilter, LogFilter, LogRecord, Sort, TaskRun};
 use crate::{Error, FlowCall, Orion, OrionClient, Result, State};
@@ -76,9 +76,12 @@ impl<R> FlowRunReport<R> {
 }
 
 impl TestHarness {
-    /// A harness with a fresh in-memory store.
+    /// A harness with a fresh in-memory store, on tokio's clock ([`crate::Clock::tokio`]):
+    /// under `#[tokio::test(start_paused = true)]`, retry delays, timeouts and cache
+    /// expirations pass in virtual time.
     pub fn new() -> Self {
-        TestHarness { orion: Orion::memory() }
+        let store = std::sync::Arc::new(crate::store::MemoryStore::new());
+        TestHarness { orion: Orion::with_store_and_clock(store, crate::Clock::tokio()) }
     }
 
     /// The runtime.
@@ -92,7 +95,7 @@ impl TestHarness {
     }
 
     /// Runs `fut` with the harness as the ambient runtime.
-    pub fn scope<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> {
+    pub fn scope<F: IntoFuture>(&self, fut: F) -> impl Future<Output = F::Output> {
         self.orion.scope(fut)
     }
 
