@@ -133,7 +133,10 @@ fn body(func: &ItemFn, params: &[Param], ret: &Type) -> Body {
     let idents: Vec<&Ident> = params.iter().map(|p| &p.ident).collect();
     let types: Vec<&Type> = params.iter().map(|p| &p.ty).collect();
     let muts: Vec<TokenStream> = params.iter().map(|p| if p.mutable { quote!(mut) } else { quote!() }).collect();
-    let indexes = (0..params.len()).map(syn::Index::from);
+    let clones = params.iter().enumerate().map(|(i, p)| {
+        let (ty, index) = (&p.ty, syn::Index::from(i));
+        quote_spanned!(ty.span()=> ::orion::__private::clone_argument::<#ty>(&__orion_ref.#index))
+    });
     let inner_fn = quote! {
         #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value, unused_mut)]
         #asyncness fn #inner(#(#muts #idents: #types),*) -> #ret #block
@@ -145,7 +148,7 @@ fn body(func: &ItemFn, params: &[Param], ret: &Type) -> Body {
             __orion_args.take().expect("orion runs the last attempt once")
         } else {
             let __orion_ref = __orion_args.as_ref().expect("orion runs the last attempt once");
-            (#(::core::clone::Clone::clone(&__orion_ref.#indexes),)*)
+            (#(#clones,)*)
         };
     };
     let call_inner = quote!(#inner(#(#idents),*));
@@ -307,6 +310,18 @@ fn flow(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
         .map(|ty| quote_spanned!(ty.span()=> ::orion::__private::flow_parameter::<#ty>();))
         .collect();
     checks.push(quote_spanned!(ret.span()=> ::orion::__private::output::<#ret>();));
+    let inserts = params.iter().map(|p| {
+        let (ident, ty, key) = (&p.ident, &p.ty, p.ident.to_string());
+        quote_spanned! {ty.span()=>
+            __orion_map.insert(::std::string::String::from(#key), ::orion::__private::parameter_value::<#ty>(#key, &#ident)?);
+        }
+    });
+    let takes = params.iter().map(|p| {
+        let (ident, ty, key) = (&p.ident, &p.ty, p.ident.to_string());
+        quote_spanned! {ty.span()=>
+            let #ident = ::orion::__private::take_parameter::<#ty>(#name, &mut __orion_params, #key)?;
+        }
+    });
     let Body { inner_fn, store_args, unpack_args, call_inner } = body(func, params, &ret);
     let verdict = verdict(&ret);
     let from_error = from_error(&ret);
@@ -337,7 +352,7 @@ fn flow(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
             let __orion_parameters = (|| -> ::core::result::Result<::orion::__private::serde_json::Map<::std::string::String, ::orion::__private::serde_json::Value>, ::std::string::String> {
                 #[allow(unused_mut)]
                 let mut __orion_map = ::orion::__private::serde_json::Map::new();
-                #(__orion_map.insert(::std::string::String::from(#keys), ::orion::__private::parameter_value(#keys, &#idents)?);)*
+                #(#inserts)*
                 ::core::result::Result::Ok(__orion_map)
             })();
             #store_args
@@ -355,7 +370,7 @@ fn flow(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
             __orion_runtime: &::orion::Orion,
             #[allow(unused_mut)] mut __orion_params: ::orion::__private::serde_json::Map<::std::string::String, ::orion::__private::serde_json::Value>,
         ) -> ::orion::Result<::orion::__private::BoxFuture<::orion::State>> {
-            #(let #idents: #types = ::orion::__private::take_parameter(#name, &mut __orion_params, #keys)?;)*
+            #(#takes)*
             ::orion::__private::reject_unknown(#name, &__orion_params, &[#(#keys),*])?;
             #[allow(unused_imports)]
             use ::orion::__private::{EncodeValue as _, NoEncodeValue as _};

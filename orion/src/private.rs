@@ -9,7 +9,7 @@ pub use crate::engine::{
     Body, BoxFuture, CacheKeyFn, Codec, FlowCall, FlowSpec, TaskCall, TaskRunner, TaskSpec, Verdict,
 };
 pub use crate::orchestration::RetryDelay;
-pub use crate::registry::{RegisteredFlow, reject_unknown, take_parameter};
+pub use crate::registry::{RegisteredFlow, reject_unknown};
 pub use crate::{Error, Orion, State};
 pub use std::borrow::Cow;
 pub use std::sync::OnceLock;
@@ -66,8 +66,22 @@ pub const fn cache_output<T: CacheOutput>() {}
 pub const fn output<T: Output>() {}
 
 /// Serializes one flow parameter, naming it on failure.
-pub fn parameter_value<T: serde::Serialize>(name: &str, value: &T) -> Result<serde_json::Value, String> {
+pub fn parameter_value<T: FlowParameter>(name: &str, value: &T) -> Result<serde_json::Value, String> {
     serde_json::to_value(value).map_err(|e| format!("parameter '{name}' cannot be serialized: {e}"))
+}
+
+/// Reads one flow parameter from a JSON object.
+pub fn take_parameter<T: FlowParameter>(
+    flow: &str,
+    params: &mut serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> crate::Result<T> {
+    crate::registry::take_parameter(flow, params, name)
+}
+
+/// Clones a task argument for a retry.
+pub fn clone_argument<T: TaskArgument>(value: &T) -> T {
+    value.clone()
 }
 
 /// The codec for a cached result.
