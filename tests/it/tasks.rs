@@ -307,3 +307,25 @@ async fn the_run_context_names_the_task_run() {
     assert_eq!(harness.scope(context_task()).await, ("context_task".to_string(), 1));
     assert!(orion::task_run_context().is_none());
 }
+
+#[task]
+async fn share(payload: Arc<Vec<u8>>) -> Arc<Vec<u8>> {
+    payload
+}
+
+#[flow]
+async fn consume_many() -> usize {
+    let payload = Arc::new(vec![7u8; 1024]);
+    let mut total = 0;
+    for _ in 0..100 {
+        total += share(payload.clone()).await.len();
+    }
+    Arc::strong_count(&payload)
+}
+
+#[tokio::test]
+async fn results_are_not_kept_once_consumed() {
+    let report = TestHarness::new().run(consume_many()).await.unwrap();
+    assert_eq!(report.state.data(), Some(&1), "no task run kept its argument or result alive");
+    assert_eq!(report.task_runs.len(), 100);
+}

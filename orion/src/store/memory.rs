@@ -24,18 +24,19 @@ pub struct MemoryStore {
 struct Inner {
     flows: HashMap<Uuid, Flow>,
     flow_ids_by_name: HashMap<String, Uuid>,
-    flow_runs: HashMap<Uuid, Entry<FlowRun>>,
-    task_runs: HashMap<Uuid, Entry<TaskRun>>,
+    flow_runs: HashMap<Uuid, Box<Entry<FlowRun>>>,
+    task_runs: HashMap<Uuid, Box<Entry<TaskRun>>>,
     task_runs_by_flow_run: HashMap<Option<Uuid>, Vec<Uuid>>,
     cache: HashMap<String, State>,
     logs_by_flow_run: HashMap<Option<Uuid>, Vec<LogRecord>>,
 }
 
-/// A run as stored: the record without its current state, plus the state history.
+/// A run as stored: the record holding its current state, plus the states before it.
+/// Boxed in the maps, so a map's spare capacity costs a pointer per slot, not a record.
 #[derive(Debug)]
 struct Entry<R> {
     run: R,
-    history: Vec<State>,
+    earlier: Vec<State>,
 }
 
 /// The fields a state write updates on either kind of run.
@@ -77,27 +78,42 @@ pub(crate) fn record_state_times<R: RunTimes>(run: &mut R, state: &State) {
 }
 
 impl<R: RunTimes + Clone> Entry<R> {
-    fn new(mut run: R) -> Self {
-        let history: Vec<State> = run.state_slot().take().map(strip).into_iter().collect();
-        if let Some(first) = history.first() {
-            record_state_times(&mut run, first);
+    fn new(mut run: R) -> Box<Self> {
+        if let Some(first) = run.state_slot().take().map(strip) {
+            record_state_times(&mut run, &first);
+            *run.state_slot() = Some(first);
         }
-        Entry { run, history }
+        Box::new(Entry { run, earlier: Vec::new() })
     }
 
     fn snapshot(&self) -> R {
-        let mut run = self.run.clone();
-        *run.state_slot() = self.history.last().cloned();
-        run
+        self.run.clone()
+    }
+
+    fn history(&mut self) -> Vec<State> {
+        let mut all = self.earlier.clone();
+        all.extend(self.run.state_slot().clone());
+        all
     }
 
     fn set_state(&mut self, expected: Option<Uuid>, state: State) -> SetState {
-        let current = self.history.last();
-        if current.map(State::id) != expected {
-            return SetState::Conflict { current: current.cloned() };
+        let current = self.run.state_slot();
+        if current.as_ref().map(State::id) != expected {
+            return SetState::Conflict { current: current.clone() };
         }
-        record_state_times(&mut self.run, &state);
-        self.history.push(strip(state));
+        let done = state.is_final();
+        if let Some(previous) = current.replace(strip(state)) {
+            self.earlier.push(previous);
+        }
+        if done {
+            // A finished run rarely changes again: give back the spare capacity.
+            self.earlier.shrink_to_fit();
+        }
+        let state = self.run.state_slot().take();
+        if let Some(state) = &state {
+            record_state_times(&mut self.run, state);
+        }
+        *self.run.state_slot() = state;
         SetState::Written
     }
 }
@@ -166,7 +182,7 @@ impl Store for MemoryStore {
     }
 
     fn read_flow_run(&self, id: Uuid) -> StoreFuture<'_, Option<FlowRun>> {
-        ready(Ok(self.lock().flow_runs.get(&id).map(Entry::snapshot)))
+        ready(Ok(self.lock().flow_runs.get(&id).map(|e| e.snapshot())))
     }
 
     fn read_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, Vec<FlowRun>> {
@@ -174,7 +190,7 @@ impl Store for MemoryStore {
             .lock()
             .flow_runs
             .values()
-            .map(Entry::snapshot)
+            .map(|e| e.snapshot())
             .filter(|r| filter.matches(r))
             .collect();
         ready(Ok(filter.finish(runs)))
@@ -194,8 +210,8 @@ impl Store for MemoryStore {
     }
 
     fn read_flow_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
-        ready(match self.lock().flow_runs.get(&id) {
-            Some(entry) => Ok(entry.history.clone()),
+        ready(match self.lock().flow_runs.get_mut(&id) {
+            Some(entry) => Ok(entry.history()),
             None => Err(StoreError::NotFound { what: "flow run", id }),
         })
     }
@@ -218,7 +234,7 @@ impl Store for MemoryStore {
     }
 
     fn read_task_run(&self, id: Uuid) -> StoreFuture<'_, Option<TaskRun>> {
-        ready(Ok(self.lock().task_runs.get(&id).map(Entry::snapshot)))
+        ready(Ok(self.lock().task_runs.get(&id).map(|e| e.snapshot())))
     }
 
     fn read_task_runs<'a>(&'a self, filter: &'a TaskRunFilter) -> StoreFuture<'a, Vec<TaskRun>> {
@@ -232,7 +248,7 @@ impl Store for MemoryStore {
                 .map(|tid| inner.task_runs[tid].snapshot())
                 .filter(|r| filter.matches(r))
                 .collect(),
-            None => inner.task_runs.values().map(Entry::snapshot).filter(|r| filter.matches(r)).collect(),
+            None => inner.task_runs.values().map(|e| e.snapshot()).filter(|r| filter.matches(r)).collect(),
         };
         ready(Ok(filter.finish(runs)))
     }
@@ -266,8 +282,8 @@ impl Store for MemoryStore {
     }
 
     fn read_task_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
-        ready(match self.lock().task_runs.get(&id) {
-            Some(entry) => Ok(entry.history.clone()),
+        ready(match self.lock().task_runs.get_mut(&id) {
+            Some(entry) => Ok(entry.history()),
             None => Err(StoreError::NotFound { what: "task run", id }),
         })
     }
