@@ -27,14 +27,26 @@ async fn child_program() {
 
 fn run_child(env: &[(&str, &str)]) -> Vec<String> {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["child_program", "--exact", "--nocapture", "--test-threads=1"]);
-    cmd.env("ORION_CONSOLE_CHILD", "1").env_remove("ORION_LOGGING_LEVEL").env_remove("ORION_LOGGING_CONSOLE");
+    cmd.args([
+        "child_program",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    cmd.env("ORION_CONSOLE_CHILD", "1")
+        .env_remove("ORION_LOGGING_LEVEL")
+        .env_remove("ORION_LOGGING_CONSOLE");
     for (k, v) in env {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stderr).unwrap().lines().filter(|l| l.contains(" | ")).map(str::to_owned).collect()
+    String::from_utf8(out.stderr)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(" | "))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `HH:MM:SS.mmm | LEVEL   | `, and the rest of the line.
@@ -42,7 +54,10 @@ fn split(line: &str) -> (&str, &str) {
     let (time, rest) = line.split_at(12);
     let bytes = time.as_bytes();
     assert!(
-        bytes[2] == b':' && bytes[5] == b':' && bytes[8] == b'.' && time.chars().filter(char::is_ascii_digit).count() == 9,
+        bytes[2] == b':'
+            && bytes[5] == b':'
+            && bytes[8] == b'.'
+            && time.chars().filter(char::is_ascii_digit).count() == 9,
         "bad time in {line:?}"
     );
     let rest = rest.strip_prefix(" | ").unwrap();
@@ -54,17 +69,48 @@ fn the_tutorial_prints_the_six_prefect_line_shapes() {
     let lines = run_child(&[]);
     assert_eq!(lines.len(), 7, "{lines:#?}");
     let parsed: Vec<(&str, &str)> = lines.iter().map(|l| split(l)).collect();
-    let run = parsed[0].1.strip_prefix("orion.engine - Created flow run '").unwrap().split('\'').next().unwrap();
-    let task = parsed[2].1.rsplit_once("Created task run '").unwrap().1.split('\'').next().unwrap();
-    assert!(task.starts_with("log_message-") && task.ends_with("-0"), "{task}");
+    let run = parsed[0]
+        .1
+        .strip_prefix("orion.engine - Created flow run '")
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+    let task = parsed[2]
+        .1
+        .rsplit_once("Created task run '")
+        .unwrap()
+        .1
+        .split('\'')
+        .next()
+        .unwrap();
+    assert!(
+        task.starts_with("log_message-") && task.ends_with("-0"),
+        "{task}"
+    );
     let expected = [
-        ("INFO   ", format!("orion.engine - Created flow run '{run}' for flow 'leonardo_dicapriflow'")),
-        ("INFO   ", format!("Flow run '{run}' - Using task runner 'ConcurrentTaskRunner'")),
-        ("INFO   ", format!("Flow run '{run}' - Created task run '{task}' for task 'log_message'")),
+        (
+            "INFO   ",
+            format!("orion.engine - Created flow run '{run}' for flow 'leonardo_dicapriflow'"),
+        ),
+        (
+            "INFO   ",
+            format!("Flow run '{run}' - Using task runner 'ConcurrentTaskRunner'"),
+        ),
+        (
+            "INFO   ",
+            format!("Flow run '{run}' - Created task run '{task}' for task 'log_message'"),
+        ),
         ("INFO   ", format!("Task run '{task}' - Hello Leo!")),
         ("WARNING", format!("Task run '{task}' - a warning")),
-        ("INFO   ", format!("Task run '{task}' - Finished in state Completed(None)")),
-        ("INFO   ", format!("Flow run '{run}' - Finished in state Completed('All states completed.')")),
+        (
+            "INFO   ",
+            format!("Task run '{task}' - Finished in state Completed(None)"),
+        ),
+        (
+            "INFO   ",
+            format!("Flow run '{run}' - Finished in state Completed('All states completed.')"),
+        ),
     ];
     for ((level, text), (want_level, want_text)) in parsed.iter().zip(&expected) {
         assert_eq!((*level, *text), (*want_level, want_text.as_str()));
@@ -83,9 +129,17 @@ fn the_console_can_be_turned_off_and_bad_settings_are_reported() {
     assert!(run_child(&[("ORION_LOGGING_CONSOLE", "false")]).is_empty());
 
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["child_program", "--exact", "--nocapture"]).env("ORION_CONSOLE_CHILD", "1").env("ORION_LOGGING_LEVEL", "LOUD");
+    cmd.args(["child_program", "--exact", "--nocapture"])
+        .env("ORION_CONSOLE_CHILD", "1")
+        .env("ORION_LOGGING_LEVEL", "LOUD");
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("orion: ignoring ORION_LOGGING_LEVEL: unknown log level \"LOUD\""), "{stderr}");
-    assert!(stderr.contains("| INFO    | "), "falls back to INFO: {stderr}");
+    assert!(
+        stderr.contains("orion: ignoring ORION_LOGGING_LEVEL: unknown log level \"LOUD\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("| INFO    | "),
+        "falls back to INFO: {stderr}"
+    );
 }

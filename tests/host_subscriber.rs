@@ -55,6 +55,9 @@ async fn the_host_subscriber_still_sees_every_event() {
     tracing::info!("before any run");
     let report = TestHarness::new().run(traced_flow()).await.unwrap();
     tracing::info!("after the run");
-    assert_eq!(*recorder.0.lock().unwrap(), ["before any run", "inside the task", "after the run"]);
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        ["before any run", "inside the task", "after the run"]
+    );
     assert!(report.log_messages().contains(&"inside the task"));
 }

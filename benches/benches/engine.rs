@@ -34,7 +34,10 @@ async fn sequential(n: u64) -> u64 {
 
 #[flow]
 async fn submitted(n: u64) -> u64 {
-    orion::gather(orion::map(0..n, |i| add(i, 1))).await.into_iter().sum()
+    orion::gather(orion::map(0..n, |i| add(i, 1)))
+        .await
+        .into_iter()
+        .sum()
 }
 
 #[flow]
@@ -65,7 +68,11 @@ async fn nested() -> u64 {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn engine(c: &mut Criterion) {

@@ -27,7 +27,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: same pointer and layout, passed through.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -64,7 +67,11 @@ async fn many_big(n: u64) -> usize {
     seen
 }
 
-fn measure<F: std::future::IntoFuture>(rt: &tokio::runtime::Runtime, orion: &Orion, fut: F) -> isize {
+fn measure<F: std::future::IntoFuture>(
+    rt: &tokio::runtime::Runtime,
+    orion: &Orion,
+    fut: F,
+) -> isize {
     let before = LIVE.load(Ordering::SeqCst);
     rt.block_on(orion.scope(fut));
     LIVE.load(Ordering::SeqCst) - before
@@ -72,15 +79,32 @@ fn measure<F: std::future::IntoFuture>(rt: &tokio::runtime::Runtime, orion: &Ori
 
 fn main() {
     orion::logging::set_console_level(None);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let n: u64 = std::env::var("ORION_MEMORY_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let n: u64 = std::env::var("ORION_MEMORY_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     println!("| workload | task runs | retained bytes | bytes per task run |");
     println!("|---|---|---|---|");
-    for (name, big) in [("trivial task, u64 result", false), ("task returning 64 KiB", true)] {
+    for (name, big) in [
+        ("trivial task, u64 result", false),
+        ("task returning 64 KiB", true),
+    ] {
         let orion = Orion::memory();
         // Warm the flow record, name tables and thread-locals first.
         measure(&rt, &orion, many_trivial(1));
-        let bytes = if big { measure(&rt, &orion, many_big(n)) } else { measure(&rt, &orion, many_trivial(n)) };
-        println!("| {name} | {n} | {bytes} | {:.0} |", bytes as f64 / n as f64);
+        let bytes = if big {
+            measure(&rt, &orion, many_big(n))
+        } else {
+            measure(&rt, &orion, many_trivial(n))
+        };
+        println!(
+            "| {name} | {n} | {bytes} | {:.0} |",
+            bytes as f64 / n as f64
+        );
     }
 }

@@ -28,5 +28,8 @@ async fn profiles() {
 #[tokio::main]
 async fn main() {
     profiles().await;
-    println!("the task body ran {} times for 3 calls", BODY_RUNS.load(Ordering::SeqCst));
+    println!(
+        "the task body ran {} times for 3 calls",
+        BODY_RUNS.load(Ordering::SeqCst)
+    );
 }

@@ -29,7 +29,12 @@ async fn main() -> orion::Result<()> {
 
     // The same flow, by name, from JSON — the way an agent runs a deployment.
     let flow = orion::registry::require("Addition Machine")?;
-    let state = flow.run(&Orion::current(), serde_json::json!({"nums": [5, 6]})).await?;
-    println!("Addition Machine with [5, 6] ended {state} with result {}", state.data().unwrap_or(&serde_json::Value::Null));
+    let state = flow
+        .run(&Orion::current(), serde_json::json!({"nums": [5, 6]}))
+        .await?;
+    println!(
+        "Addition Machine with [5, 6] ended {state} with result {}",
+        state.data().unwrap_or(&serde_json::Value::Null)
+    );
     Ok(())
 }

@@ -37,6 +37,9 @@ async fn checksums() -> Vec<u64> {
 async fn main() {
     let started = std::time::Instant::now();
     let bytes = crawl(12).await;
-    println!("crawled {bytes} bytes in {:?} (12 downloads of 50 ms, 4 at a time)", started.elapsed());
+    println!(
+        "crawled {bytes} bytes in {:?} (12 downloads of 50 ms, 4 at a time)",
+        started.elapsed()
+    );
     println!("checksums: {:?}", checksums().await);
 }

@@ -97,15 +97,30 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Optio
     let mut seen: Vec<String> = Vec::new();
     for meta in metas {
         let Meta::NameValue(nv) = meta else {
-            errors.spanned(&meta, format!("expected `key = value`; valid {what} options: {}", keys.join(", ")));
+            errors.spanned(
+                &meta,
+                format!(
+                    "expected `key = value`; valid {what} options: {}",
+                    keys.join(", ")
+                ),
+            );
             continue;
         };
         let Some(key) = nv.path.get_ident().map(ToString::to_string) else {
-            errors.spanned(&nv.path, format!("unknown {what} option; valid options: {}", keys.join(", ")));
+            errors.spanned(
+                &nv.path,
+                format!("unknown {what} option; valid options: {}", keys.join(", ")),
+            );
             continue;
         };
         if !keys.contains(&key.as_str()) {
-            errors.spanned(&nv.path, format!("unknown {what} option `{key}`; valid options: {}", keys.join(", ")));
+            errors.spanned(
+                &nv.path,
+                format!(
+                    "unknown {what} option `{key}`; valid options: {}",
+                    keys.join(", ")
+                ),
+            );
             continue;
         }
         if seen.contains(&key) {
@@ -149,7 +164,9 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Optio
 
 fn string(value: &Expr, key: &str, errors: &mut Errors) -> Option<LitStr> {
     match value {
-        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s.clone()),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Some(s.clone()),
         other => {
             errors.spanned(other, format!("`{key}` takes a string literal"));
             None
@@ -159,15 +176,23 @@ fn string(value: &Expr, key: &str, errors: &mut Errors) -> Option<LitStr> {
 
 fn integer(value: &Expr, key: &str, errors: &mut Errors) -> Option<u32> {
     match value {
-        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => match i.base10_parse::<u32>() {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => match i.base10_parse::<u32>() {
             Ok(n) => Some(n),
             Err(_) => {
-                errors.spanned(i, format!("`{key}` takes a whole number from 0 to {}", u32::MAX));
+                errors.spanned(
+                    i,
+                    format!("`{key}` takes a whole number from 0 to {}", u32::MAX),
+                );
                 None
             }
         },
         other => {
-            errors.spanned(other, format!("`{key}` takes a whole number, e.g. `{key} = 3`"));
+            errors.spanned(
+                other,
+                format!("`{key}` takes a whole number, e.g. `{key} = 3`"),
+            );
             None
         }
     }
@@ -176,14 +201,21 @@ fn integer(value: &Expr, key: &str, errors: &mut Errors) -> Option<u32> {
 /// A non-negative number of seconds, integer or float literal.
 fn seconds(value: &Expr, key: &str, errors: &mut Errors) -> Option<f64> {
     let parsed = match value {
-        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => i.base10_parse::<f64>().ok(),
-        Expr::Lit(ExprLit { lit: Lit::Float(f), .. }) => f.base10_parse::<f64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<f64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => f.base10_parse::<f64>().ok(),
         _ => None,
     };
     match parsed {
         Some(n) if n.is_finite() && n >= 0.0 => Some(n),
         _ => {
-            errors.spanned(value, format!("`{key}` takes a non-negative number, e.g. `{key} = 10` or `{key} = 0.5`"));
+            errors.spanned(
+                value,
+                format!("`{key}` takes a non-negative number, e.g. `{key} = 10` or `{key} = 0.5`"),
+            );
             None
         }
     }
@@ -205,7 +237,9 @@ fn retry_delay(value: &Expr, errors: &mut Errors) -> Option<TokenStream> {
                 errors.spanned(value, help);
                 return None;
             }
-            Some(quote!(::orion::__private::RetryDelay::List(::orion::__private::Cow::Borrowed(&[#(#list),*]))))
+            Some(
+                quote!(::orion::__private::RetryDelay::List(::orion::__private::Cow::Borrowed(&[#(#list),*]))),
+            )
         }
         Expr::Call(call)
             if matches!(&*call.func, Expr::Path(p) if p.path.is_ident("exponential_backoff"))
@@ -223,7 +257,10 @@ fn retry_delay(value: &Expr, errors: &mut Errors) -> Option<TokenStream> {
 
 fn string_list(value: &Expr, errors: &mut Errors) -> Vec<LitStr> {
     let Expr::Array(array) = value else {
-        errors.spanned(value, "`tags` takes a list of string literals, e.g. `tags = [\"etl\", \"nightly\"]`");
+        errors.spanned(
+            value,
+            "`tags` takes a list of string literals, e.g. `tags = [\"etl\", \"nightly\"]`",
+        );
         return Vec::new();
     };
     array

@@ -41,12 +41,19 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
 
 fn check_signature(kind: Kind, func: &ItemFn, errors: &mut Errors) -> Vec<Param> {
     let sig = &func.sig;
-    let what = if kind == Kind::Flow { "#[flow]" } else { "#[task]" };
+    let what = if kind == Kind::Flow {
+        "#[flow]"
+    } else {
+        "#[task]"
+    };
     if kind == Kind::Flow && sig.asyncness.is_none() {
         errors.spanned(sig.fn_token, "#[flow] functions must be `async fn`");
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        errors.spanned(&sig.generics, format!("{what} functions cannot be generic: runs are recorded and called by name"));
+        errors.spanned(
+            &sig.generics,
+            format!("{what} functions cannot be generic: runs are recorded and called by name"),
+        );
     }
     if let Some(c) = &sig.constness {
         errors.spanned(c, format!("{what} functions cannot be `const`"));
@@ -59,7 +66,10 @@ fn check_signature(kind: Kind, func: &ItemFn, errors: &mut Errors) -> Vec<Param>
     }
     if let ReturnType::Type(_, ty) = &sig.output {
         if matches!(**ty, Type::ImplTrait(_)) {
-            errors.spanned(ty, format!("{what} functions must name their return type, not `impl Trait`"));
+            errors.spanned(
+                ty,
+                format!("{what} functions must name their return type, not `impl Trait`"),
+            );
         }
     }
     let mut params = Vec::new();
@@ -68,18 +78,28 @@ fn check_signature(kind: Kind, func: &ItemFn, errors: &mut Errors) -> Vec<Param>
             FnArg::Receiver(r) => errors.spanned(r, format!("{what} functions cannot take `self`")),
             FnArg::Typed(pt) => {
                 let Pat::Ident(pi) = &*pt.pat else {
-                    errors.spanned(&pt.pat, format!("{what} parameters must be plain names, e.g. `name: String`"));
+                    errors.spanned(
+                        &pt.pat,
+                        format!("{what} parameters must be plain names, e.g. `name: String`"),
+                    );
                     continue;
                 };
                 if pi.by_ref.is_some() || pi.subpat.is_some() {
-                    errors.spanned(&pt.pat, format!("{what} parameters must be plain names, e.g. `name: String`"));
+                    errors.spanned(
+                        &pt.pat,
+                        format!("{what} parameters must be plain names, e.g. `name: String`"),
+                    );
                     continue;
                 }
                 if matches!(*pt.ty, Type::Reference(_) | Type::ImplTrait(_)) {
                     errors.spanned(&pt.ty, format!("{what} parameters must be owned types: a run may outlive the caller's borrows"));
                     continue;
                 }
-                params.push(Param { ident: pi.ident.clone(), mutable: pi.mutability.is_some(), ty: (*pt.ty).clone() });
+                params.push(Param {
+                    ident: pi.ident.clone(),
+                    mutable: pi.mutability.is_some(),
+                    ty: (*pt.ty).clone(),
+                });
             }
         }
     }
@@ -132,7 +152,10 @@ fn body(func: &ItemFn, params: &[Param], ret: &Type) -> Body {
     let block = &func.block;
     let idents: Vec<&Ident> = params.iter().map(|p| &p.ident).collect();
     let types: Vec<&Type> = params.iter().map(|p| &p.ty).collect();
-    let muts: Vec<TokenStream> = params.iter().map(|p| if p.mutable { quote!(mut) } else { quote!() }).collect();
+    let muts: Vec<TokenStream> = params
+        .iter()
+        .map(|p| if p.mutable { quote!(mut) } else { quote!() })
+        .collect();
     let clones = params.iter().enumerate().map(|(i, p)| {
         let (ty, index) = (&p.ty, syn::Index::from(i));
         quote_spanned!(ty.span()=> ::orion::__private::clone_argument::<#ty>(&__orion_ref.#index))
@@ -141,6 +164,14 @@ fn body(func: &ItemFn, params: &[Param], ret: &Type) -> Body {
         #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value, unused_mut)]
         #asyncness fn #inner(#(#muts #idents: #types),*) -> #ret #block
     };
+    if params.is_empty() {
+        return Body {
+            inner_fn,
+            store_args: quote!(),
+            unpack_args: quote!(let _ = __orion_last;),
+            call_inner: quote!(#inner()),
+        };
+    }
     let store_args = quote!(let mut __orion_args = ::core::option::Option::Some((#(#idents,)*)););
     let unpack_args = quote! {
         #[allow(unused_variables)]
@@ -152,7 +183,12 @@ fn body(func: &ItemFn, params: &[Param], ret: &Type) -> Body {
         };
     };
     let call_inner = quote!(#inner(#(#idents),*));
-    Body { inner_fn, store_args, unpack_args, call_inner }
+    Body {
+        inner_fn,
+        store_args,
+        unpack_args,
+        call_inner,
+    }
 }
 
 fn verdict(ret: &Type) -> TokenStream {
@@ -172,7 +208,7 @@ fn from_error(ret: &Type) -> TokenStream {
     quote! {{
         #[allow(unused_imports)]
         use ::orion::__private::{ErrFromOrion as _, NoErrFromOrion as _};
-        (&::orion::__private::Probe::<#ret>::new()).from_error()
+        (&::orion::__private::Probe::<#ret>::new()).error_converter()
     }}
 }
 
@@ -184,14 +220,22 @@ fn run_name(options: &Options) -> TokenStream {
 }
 
 fn task(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
-    let ItemFn { attrs, vis, sig, .. } = func;
+    let ItemFn {
+        attrs, vis, sig, ..
+    } = func;
     let fn_name = &sig.ident;
     let ret = return_type(func);
-    let name = options.name.as_ref().map_or_else(|| fn_name.to_string(), syn::LitStr::value);
+    let name = options
+        .name
+        .as_ref()
+        .map_or_else(|| fn_name.to_string(), syn::LitStr::value);
     let description = opt_str(options.description.as_ref());
     let tags = &options.tags;
     let retries = options.retries.unwrap_or(0);
-    let retry_delay = options.retry_delay.clone().unwrap_or_else(|| quote!(::orion::__private::RetryDelay::Fixed(0.0)));
+    let retry_delay = options
+        .retry_delay
+        .clone()
+        .unwrap_or_else(|| quote!(::orion::__private::RetryDelay::Fixed(0.0)));
     let jitter = opt_f64(options.retry_jitter_factor);
     let timeout = opt_f64(options.timeout_seconds);
     let expiration = opt_f64(options.cache_expiration);
@@ -236,9 +280,17 @@ fn task(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
             quote!(::core::option::Option::Some(::orion::__private::codec::<#ret>())),
         )
     } else {
-        (quote!(::core::option::Option::None), quote!(::core::option::Option::None))
+        (
+            quote!(::core::option::Option::None),
+            quote!(::core::option::Option::None),
+        )
     };
-    let Body { inner_fn, store_args, unpack_args, call_inner } = body(func, params, &ret);
+    let Body {
+        inner_fn,
+        store_args,
+        unpack_args,
+        call_inner,
+    } = body(func, params, &ret);
     let make = if sig.asyncness.is_some() {
         quote! {
             ::orion::__private::Body::Async(::std::boxed::Box::new(move |__orion_last: bool| {
@@ -287,18 +339,25 @@ fn task(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
 }
 
 fn flow(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
-    let ItemFn { attrs, vis, sig, .. } = func;
+    let ItemFn {
+        attrs, vis, sig, ..
+    } = func;
     let fn_name = &sig.ident;
     let ret = return_type(func);
     // Prefect's default flow name: the function's name with hyphens for underscores.
-    let name = options.name.as_ref().map_or_else(|| fn_name.to_string().replace('_', "-"), syn::LitStr::value);
+    let name = options
+        .name
+        .as_ref()
+        .map_or_else(|| fn_name.to_string().replace('_', "-"), syn::LitStr::value);
     let version = opt_str(options.version.as_ref());
     let description = opt_str(options.description.as_ref());
     let retries = options.retries.unwrap_or(0);
     let retry_delay = options.retry_delay_seconds.unwrap_or(0.0);
     let timeout = opt_f64(options.timeout_seconds);
     let task_runner = match &options.task_runner {
-        Some(expr) => quote_spanned!(expr.span()=> { #[allow(unused_imports)] use ::orion::TaskRunner; #expr }),
+        Some(expr) => {
+            quote_spanned!(expr.span()=> { #[allow(unused_imports)] use ::orion::TaskRunner; #expr })
+        }
         None => quote!(::orion::__private::TaskRunner::concurrent()),
     };
     let marker = format_ident!("__OrionFlow_{}", fn_name);
@@ -322,7 +381,12 @@ fn flow(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
             let #ident = ::orion::__private::take_parameter::<#ty>(#name, &mut __orion_params, #key)?;
         }
     });
-    let Body { inner_fn, store_args, unpack_args, call_inner } = body(func, params, &ret);
+    let Body {
+        inner_fn,
+        store_args,
+        unpack_args,
+        call_inner,
+    } = body(func, params, &ret);
     let verdict = verdict(&ret);
     let from_error = from_error(&ret);
     let run_name = run_name(options);

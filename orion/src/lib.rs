@@ -32,7 +32,5 @@ pub use state::{State, StateDetails, StateType};
 
 /// The names every flow file needs: `use orion::prelude::*;`.
 pub mod prelude {
-    pub use crate::{
-        Orion, State, StateType, TaskRunner, flow, gather, get_run_logger, map, task,
-    };
+    pub use crate::{Orion, State, StateType, TaskRunner, flow, gather, get_run_logger, map, task};
 }

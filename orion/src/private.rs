@@ -21,8 +21,14 @@ pub use std::sync::atomic::AtomicU32;
     label = "flow parameters are stored as JSON and cloned for retries",
     note = "derive `serde::Serialize`, `serde::Deserialize` and `Clone` for it"
 )]
-pub trait FlowParameter: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + 'static {}
-impl<T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + 'static> FlowParameter for T {}
+pub trait FlowParameter:
+    serde::Serialize + serde::de::DeserializeOwned + Clone + Send + 'static
+{
+}
+impl<T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + 'static> FlowParameter
+    for T
+{
+}
 
 /// A task argument: cloned for each retry and moved across threads.
 #[diagnostic::on_unimplemented(
@@ -66,7 +72,10 @@ pub const fn cache_output<T: CacheOutput>() {}
 pub const fn output<T: Output>() {}
 
 /// Serializes one flow parameter, naming it on failure.
-pub fn parameter_value<T: FlowParameter>(name: &str, value: &T) -> Result<serde_json::Value, String> {
+pub fn parameter_value<T: FlowParameter>(
+    name: &str,
+    value: &T,
+) -> Result<serde_json::Value, String> {
     serde_json::to_value(value).map_err(|e| format!("parameter '{name}' cannot be serialized: {e}"))
 }
 
@@ -86,7 +95,10 @@ pub fn clone_argument<T: TaskArgument>(value: &T) -> T {
 
 /// The codec for a cached result.
 pub fn codec<R: CacheOutput>() -> Codec<R> {
-    Codec { encode: |r| serde_json::to_value(r), decode: serde_json::from_value::<R> }
+    Codec {
+        encode: |r| serde_json::to_value(r),
+        decode: serde_json::from_value::<R>,
+    }
 }
 
 /// Picks, for a concrete return type, whether a run without a value can be returned as `Err`.
@@ -105,17 +117,17 @@ impl<R> Probe<R> {
 /// Specialized: `Result<T, E>` with `E: From<Error>`.
 pub trait ErrFromOrion<R> {
     /// A conversion.
-    fn from_error(&self) -> Option<fn(Error) -> R>;
+    fn error_converter(&self) -> Option<fn(Error) -> R>;
 }
 impl<T, E: From<Error>> ErrFromOrion<Result<T, E>> for Probe<Result<T, E>> {
-    fn from_error(&self) -> Option<fn(Error) -> Result<T, E>> {
+    fn error_converter(&self) -> Option<fn(Error) -> Result<T, E>> {
         Some(|e| Err(E::from(e)))
     }
 }
 /// Fallback: no conversion.
 pub trait NoErrFromOrion<R> {
     /// None.
-    fn from_error(&self) -> Option<fn(Error) -> R> {
+    fn error_converter(&self) -> Option<fn(Error) -> R> {
         None
     }
 }

@@ -77,7 +77,9 @@ pub fn flows() -> Vec<&'static RegisteredFlow> {
 
 /// The registered flow named `name`.
 pub fn flow(name: &str) -> Option<&'static RegisteredFlow> {
-    inventory::iter::<RegisteredFlow>.into_iter().find(|f| f.name == name)
+    inventory::iter::<RegisteredFlow>
+        .into_iter()
+        .find(|f| f.name == name)
 }
 
 /// The registered flow named `name`, or an error listing the known names.
@@ -88,7 +90,11 @@ pub fn flow(name: &str) -> Option<&'static RegisteredFlow> {
 pub fn require(name: &str) -> Result<&'static RegisteredFlow> {
     flow(name).ok_or_else(|| Error::UnknownFlow {
         name: name.to_owned(),
-        known: flows().iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
+        known: flows()
+            .iter()
+            .map(|f| f.name)
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }
 
@@ -119,7 +125,10 @@ pub fn reject_unknown(flow: &str, params: &Map<String, Value>, known: &[&str]) -
         None => Ok(()),
         Some(name) => Err(Error::InvalidParameters {
             flow: flow.to_owned(),
-            detail: format!("unknown parameter '{name}' (the flow takes: {})", known.join(", ")),
+            detail: format!(
+                "unknown parameter '{name}' (the flow takes: {})",
+                known.join(", ")
+            ),
         }),
     }
 }

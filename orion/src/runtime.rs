@@ -84,7 +84,9 @@ impl Orion {
         if let Some(ctx) = context::current() {
             return ctx.orion().clone();
         }
-        AMBIENT.try_with(Orion::clone).unwrap_or_else(|_| Self::default_runtime().clone())
+        AMBIENT
+            .try_with(Orion::clone)
+            .unwrap_or_else(|_| Self::default_runtime().clone())
     }
 
     /// Runs `fut` with this runtime as the ambient one: every flow and task called inside it
@@ -123,11 +125,21 @@ impl Orion {
 
     /// The stored flow record for `name`, created on first use and remembered.
     pub(crate) async fn flow_record(&self, name: &'static str) -> Result<Flow> {
-        if let Some(flow) = self.inner.flows.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
+        if let Some(flow) = self
+            .inner
+            .flows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
             return Ok(flow.clone());
         }
         let flow = self.inner.client.create_flow(name).await?;
-        self.inner.flows.lock().unwrap_or_else(|p| p.into_inner()).insert(name, flow.clone());
+        self.inner
+            .flows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name, flow.clone());
         Ok(flow)
     }
 }

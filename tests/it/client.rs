@@ -1,13 +1,19 @@
 use std::sync::Arc;
 
 use orion::prelude::*;
-use orion::store::{Flow, FlowRun, FlowRunFilter, LogFilter, LogLevel, MemoryStore, Sort, TaskRunFilter};
+use orion::store::{
+    Flow, FlowRun, FlowRunFilter, LogFilter, LogLevel, MemoryStore, Sort, TaskRunFilter,
+};
 use orion::testing::TestHarness;
 use orion::{OrionClient, RetryPolicy, RunKind, RunRef, Transition};
 
 #[task]
 async fn step(fail: bool) -> Result<(), String> {
-    if fail { Err("step failed".into()) } else { Ok(()) }
+    if fail {
+        Err("step failed".into())
+    } else {
+        Ok(())
+    }
 }
 
 #[flow(name = "client-a")]
@@ -27,30 +33,61 @@ async fn runs_are_filtered_by_flow_state_and_time() {
     harness.run(flow_b()).await.unwrap();
     let client = harness.client();
 
-    let of_a = client.read_flow_runs(&FlowRunFilter::new().flow_name("client-a")).await.unwrap();
+    let of_a = client
+        .read_flow_runs(&FlowRunFilter::new().flow_name("client-a"))
+        .await
+        .unwrap();
     assert_eq!(of_a.len(), 2);
-    let failed = client.read_flow_runs(&FlowRunFilter::new().state_types([StateType::Failed])).await.unwrap();
+    let failed = client
+        .read_flow_runs(&FlowRunFilter::new().state_types([StateType::Failed]))
+        .await
+        .unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].parameters["fail"], true);
     let flow = client.read_flow_by_name("client-b").await.unwrap().unwrap();
-    let of_b = client.read_flow_runs(&FlowRunFilter::new().flow_id(flow.id)).await.unwrap();
+    let of_b = client
+        .read_flow_runs(&FlowRunFilter::new().flow_id(flow.id))
+        .await
+        .unwrap();
     assert_eq!(of_b.len(), 1);
-    let newest = client.read_flow_runs(&FlowRunFilter::new().sort(Sort::CreatedDesc).limit(1)).await.unwrap();
+    let newest = client
+        .read_flow_runs(&FlowRunFilter::new().sort(Sort::CreatedDesc).limit(1))
+        .await
+        .unwrap();
     assert_eq!(newest[0].flow_name, "client-b");
     let later = client
         .read_flow_runs(&FlowRunFilter::new().created_between(Some(jiff::Timestamp::now()), None))
         .await
         .unwrap();
     assert!(later.is_empty());
-    let since = client.read_flow_runs(&FlowRunFilter::new().created_between(Some(before), None)).await.unwrap();
+    let since = client
+        .read_flow_runs(&FlowRunFilter::new().created_between(Some(before), None))
+        .await
+        .unwrap();
     assert_eq!(since.len(), 3);
 
-    let tasks = client.read_task_runs(&TaskRunFilter::new().state_types([StateType::Failed])).await.unwrap();
+    let tasks = client
+        .read_task_runs(&TaskRunFilter::new().state_types([StateType::Failed]))
+        .await
+        .unwrap();
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0].flow_run_id, Some(failed[0].id));
-    let errors = client.read_logs(&LogFilter::new().flow_run_id(failed[0].id).min_level(LogLevel::Error)).await.unwrap();
+    let errors = client
+        .read_logs(
+            &LogFilter::new()
+                .flow_run_id(failed[0].id)
+                .min_level(LogLevel::Error),
+        )
+        .await
+        .unwrap();
     let messages: Vec<&str> = errors.iter().map(|l| l.message.as_str()).collect();
-    assert_eq!(messages, ["Finished in state Failed('step failed')", "Finished in state Failed('1/1 states failed.')"]);
+    assert_eq!(
+        messages,
+        [
+            "Finished in state Failed('step failed')",
+            "Finished in state Failed('1/1 states failed.')"
+        ]
+    );
     assert_eq!(client.read_flows().await.unwrap().len(), 2);
 }
 
@@ -71,7 +108,13 @@ async fn concurrent_claims_of_one_run_succeed_exactly_once() {
         let scheduled = scheduled.clone();
         let policy = policy.clone();
         handles.push(tokio::spawn(async move {
-            let run_ref = RunRef { kind: RunKind::Flow, id: run.id, current: Some(&scheduled), run_count: 0, retry: &policy };
+            let run_ref = RunRef {
+                kind: RunKind::Flow,
+                id: run.id,
+                current: Some(&scheduled),
+                run_count: 0,
+                retry: &policy,
+            };
             client.propose_state(run_ref, State::pending()).await
         }));
     }
@@ -102,9 +145,18 @@ async fn a_final_state_is_kept_against_later_proposals() {
     run.state = Some(done.clone());
     let run = client.create_flow_run(run).await.unwrap();
     let policy = RetryPolicy::default();
-    let run_ref = RunRef { kind: RunKind::Flow, id: run.id, current: None, run_count: 1, retry: &policy };
+    let run_ref = RunRef {
+        kind: RunKind::Flow,
+        id: run.id,
+        current: None,
+        run_count: 1,
+        retry: &policy,
+    };
     // A stale guess (None) is corrected by the store; the rules then keep Completed.
-    let outcome = client.propose_state(run_ref, State::running()).await.unwrap();
+    let outcome = client
+        .propose_state(run_ref, State::running())
+        .await
+        .unwrap();
     assert_eq!(outcome, Transition::Set(done));
     assert_eq!(client.read_flow_run_states(run.id).await.unwrap().len(), 1);
     let _ = Flow::new("unused");
@@ -117,8 +169,17 @@ async fn reads_of_missing_runs_are_none_and_writes_are_errors() {
     assert!(client.read_flow_run(ghost).await.unwrap().is_none());
     assert!(client.read_task_run(ghost).await.unwrap().is_none());
     let policy = RetryPolicy::default();
-    let run_ref = RunRef { kind: RunKind::Task, id: ghost, current: None, run_count: 0, retry: &policy };
-    let err = client.propose_state(run_ref, State::running()).await.unwrap_err();
+    let run_ref = RunRef {
+        kind: RunKind::Task,
+        id: ghost,
+        current: None,
+        run_count: 0,
+        retry: &policy,
+    };
+    let err = client
+        .propose_state(run_ref, State::running())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("not found"), "{err}");
 }
 

@@ -49,7 +49,9 @@ async fn limited_ten() -> (Vec<u32>, usize) {
 #[flow(task_runner = TaskRunner::sequential())]
 async fn sequential_five() -> (Vec<u32>, usize, Vec<u32>) {
     let gauge = Arc::new(Gauge::default());
-    let futures: Vec<_> = (0..5).map(|i| sleep_then_double(i, gauge.clone()).submit()).collect();
+    let futures: Vec<_> = (0..5)
+        .map(|i| sleep_then_double(i, gauge.clone()).submit())
+        .collect();
     let values = orion::gather(futures).await;
     let order = gauge.order.lock().unwrap().clone();
     (values, gauge.max.load(Ordering::SeqCst), order)
@@ -60,11 +62,23 @@ async fn the_concurrent_runner_runs_submitted_tasks_together() {
     let started = tokio::time::Instant::now();
     let report = TestHarness::new().run(concurrent_ten()).await.unwrap();
     let (values, max) = report.state.into_data().unwrap();
-    assert_eq!(values, (0..10).map(|i| i * 2).collect::<Vec<_>>(), "gather keeps submission order");
+    assert_eq!(
+        values,
+        (0..10).map(|i| i * 2).collect::<Vec<_>>(),
+        "gather keeps submission order"
+    );
     assert_eq!(max, 10);
-    assert!(started.elapsed() < Duration::from_secs(11), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(11),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(report.task_runs.len(), 10);
-    let mut names: Vec<String> = report.task_runs.iter().map(|t| t.name.rsplit('-').next().unwrap().to_owned()).collect();
+    let mut names: Vec<String> = report
+        .task_runs
+        .iter()
+        .map(|t| t.name.rsplit('-').next().unwrap().to_owned())
+        .collect();
     names.sort_by_key(|n| n.parse::<u32>().unwrap());
     assert_eq!(names, (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
 }
@@ -76,7 +90,11 @@ async fn a_concurrency_limit_caps_running_tasks() {
     let (values, max) = report.state.into_data().unwrap();
     assert_eq!(values.len(), 10);
     assert_eq!(max, 2);
-    assert!(started.elapsed() >= Duration::from_secs(50), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(50),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -86,7 +104,10 @@ async fn the_sequential_runner_runs_one_at_a_time_in_submission_order() {
     assert_eq!(values, [0, 2, 4, 6, 8]);
     assert_eq!(max, 1);
     assert_eq!(order, [0, 1, 2, 3, 4]);
-    assert_eq!(report.flow_run.task_runner.as_deref(), Some("SequentialTaskRunner"));
+    assert_eq!(
+        report.flow_run.task_runner.as_deref(),
+        Some("SequentialTaskRunner")
+    );
 }
 
 /// Blocks until `want` bodies are inside at once (or 10 s pass); returns how many were.
@@ -96,7 +117,9 @@ fn rendezvous(meeting: Arc<(Mutex<usize>, Condvar)>, want: usize) -> usize {
     let mut inside = lock.lock().unwrap();
     *inside += 1;
     cvar.notify_all();
-    let (inside, _) = cvar.wait_timeout_while(inside, Duration::from_secs(10), |n| *n < want).unwrap();
+    let (inside, _) = cvar
+        .wait_timeout_while(inside, Duration::from_secs(10), |n| *n < want)
+        .unwrap();
     *inside
 }
 
@@ -109,12 +132,20 @@ async fn parallel_pair() -> Vec<usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_parallel_runner_gives_each_task_a_thread() {
     let report = TestHarness::new().run(parallel_pair()).await.unwrap();
-    assert_eq!(report.state.into_data().unwrap(), [2, 2], "both bodies were inside at once");
+    assert_eq!(
+        report.state.into_data().unwrap(),
+        [2, 2],
+        "both bodies were inside at once"
+    );
 }
 
 #[task]
 async fn fails_when(flag: bool) -> Result<u8, String> {
-    if flag { Err("submitted failure".into()) } else { Ok(1) }
+    if flag {
+        Err("submitted failure".into())
+    } else {
+        Ok(1)
+    }
 }
 
 #[flow]
@@ -129,7 +160,12 @@ async fn fire_and_forget() {
 async fn a_flow_waits_for_submitted_tasks_and_counts_their_failures() {
     let report = TestHarness::new().run(fire_and_forget()).await.unwrap();
     assert_eq!(report.state.to_string(), "Failed('1/3 states failed.')");
-    assert!(report.task_runs.iter().all(|t| t.state.as_ref().unwrap().is_final()));
+    assert!(
+        report
+            .task_runs
+            .iter()
+            .all(|t| t.state.as_ref().unwrap().is_final())
+    );
 }
 
 #[task]
@@ -163,20 +199,26 @@ async fn awaits_submitted_panic() -> u8 {
 
 #[tokio::test]
 async fn awaiting_a_submitted_panicking_task_re_raises_it() {
-    let report = TestHarness::new().run(awaits_submitted_panic()).await.unwrap();
+    let report = TestHarness::new()
+        .run(awaits_submitted_panic())
+        .await
+        .unwrap();
     assert_eq!(report.state.to_string(), "Failed('submitted panic')");
 }
 
 #[tokio::test]
 async fn tasks_submitted_outside_a_flow_run_as_tokio_tasks() {
     let harness = TestHarness::new();
-    let values = harness.scope(async { orion::gather(orion::map(1..=3u8, |x| fails_when(x == 0))).await }).await;
+    let values = harness
+        .scope(async { orion::gather(orion::map(1..=3u8, |x| fails_when(x == 0))).await })
+        .await;
     assert_eq!(values, [Ok(1), Ok(1), Ok(1)]);
 }
 
 #[flow(timeout_seconds = 5)]
 async fn times_out_with_children() {
-    let _ = orion::map(0..3, |i| sleep_forever(i)).into_iter().count();
+    let futures = orion::map(0..3, sleep_forever);
+    drop(futures);
     tokio::time::sleep(Duration::from_secs(3600)).await;
 }
 
@@ -189,11 +231,22 @@ async fn sleep_forever(i: u32) -> u32 {
 #[tokio::test(start_paused = true)]
 async fn a_timed_out_flow_cancels_its_running_children() {
     let started = tokio::time::Instant::now();
-    let report = TestHarness::new().run(times_out_with_children()).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
+    let report = TestHarness::new()
+        .run(times_out_with_children())
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(report.state.name(), "TimedOut");
     assert_eq!(report.task_runs.len(), 3);
     for t in &report.task_runs {
-        assert!(t.state.as_ref().unwrap().is_cancelled(), "{}", t.state.as_ref().unwrap());
+        assert!(
+            t.state.as_ref().unwrap().is_cancelled(),
+            "{}",
+            t.state.as_ref().unwrap()
+        );
     }
 }

@@ -17,9 +17,15 @@ async fn leonardo_dicapriflow(name: String) {
 #[tokio::test]
 async fn the_tutorial_flow_records_its_runs_states_and_logs() {
     let harness = TestHarness::new();
-    let report = harness.run(leonardo_dicapriflow("Leo".into())).await.unwrap();
+    let report = harness
+        .run(leonardo_dicapriflow("Leo".into()))
+        .await
+        .unwrap();
 
-    assert_eq!(report.state.to_string(), "Completed('All states completed.')");
+    assert_eq!(
+        report.state.to_string(),
+        "Completed('All states completed.')"
+    );
     let run = &report.flow_run;
     assert_eq!(run.flow_name, "leonardo_dicapriflow");
     assert_eq!(run.parameters["name"], "Leo");
@@ -41,7 +47,11 @@ async fn the_tutorial_flow_records_its_runs_states_and_logs() {
     let (prefix, rest) = task.name.split_at("log_message-".len());
     assert_eq!(prefix, "log_message-");
     let (hash, counter) = rest.split_once('-').unwrap();
-    assert!(hash.len() == 8 && hash.chars().all(|c| c.is_ascii_hexdigit()), "{}", task.name);
+    assert!(
+        hash.len() == 8 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+        "{}",
+        task.name
+    );
     assert_eq!(counter, "0");
     assert_eq!(task.state.as_ref().unwrap().to_string(), "Completed(None)");
 
@@ -49,7 +59,10 @@ async fn the_tutorial_flow_records_its_runs_states_and_logs() {
     assert_eq!(
         messages,
         [
-            format!("Created flow run '{}' for flow 'leonardo_dicapriflow'", run.name),
+            format!(
+                "Created flow run '{}' for flow 'leonardo_dicapriflow'",
+                run.name
+            ),
             "Using task runner 'ConcurrentTaskRunner'".to_string(),
             format!("Created task run '{}' for task 'log_message'", task.name),
             "Hello Leo!".to_string(),
@@ -60,7 +73,14 @@ async fn the_tutorial_flow_records_its_runs_states_and_logs() {
     let names: Vec<&str> = report.logs.iter().map(|l| &*l.name).collect();
     assert_eq!(
         names,
-        ["orion.engine", "orion.flow_runs", "orion.flow_runs", "orion.task_runs", "orion.task_runs", "orion.flow_runs"]
+        [
+            "orion.engine",
+            "orion.flow_runs",
+            "orion.flow_runs",
+            "orion.task_runs",
+            "orion.task_runs",
+            "orion.flow_runs"
+        ]
     );
     assert_eq!(report.logs[3].task_run_id, Some(task.id));
     assert!(report.logs.iter().all(|l| l.flow_run_id == Some(run.id)));
@@ -93,7 +113,11 @@ async fn the_default_flow_name_uses_hyphens_like_prefect() {
 
 #[task]
 async fn maybe_fail(fail: bool) -> Result<(), String> {
-    if fail { Err("bad input".into()) } else { Ok(()) }
+    if fail {
+        Err("bad input".into())
+    } else {
+        Ok(())
+    }
 }
 
 #[flow]
@@ -107,9 +131,16 @@ async fn mixed() {
 async fn a_unit_flow_fails_when_a_child_failed() {
     let report = TestHarness::new().run(mixed()).await.unwrap();
     assert_eq!(report.state.to_string(), "Failed('2/3 states failed.')");
-    let failed: Vec<_> = report.task_runs.iter().filter(|t| t.state.as_ref().unwrap().is_failed()).collect();
+    let failed: Vec<_> = report
+        .task_runs
+        .iter()
+        .filter(|t| t.state.as_ref().unwrap().is_failed())
+        .collect();
     assert_eq!(failed.len(), 2);
-    assert_eq!(failed[0].state.as_ref().unwrap().message(), Some("bad input"));
+    assert_eq!(
+        failed[0].state.as_ref().unwrap().message(),
+        Some("bad input")
+    );
 }
 
 #[flow]
@@ -120,7 +151,10 @@ async fn err_flow() -> Result<(), String> {
 #[tokio::test]
 async fn a_flow_returning_err_fails_with_its_message_and_gives_the_err() {
     let harness = TestHarness::new();
-    assert_eq!(harness.scope(err_flow()).await, Err("bad input".to_string()));
+    assert_eq!(
+        harness.scope(err_flow()).await,
+        Err("bad input".to_string())
+    );
     let report = harness.run(err_flow()).await.unwrap();
     assert_eq!(report.state.to_string(), "Failed('bad input')");
     assert_eq!(report.state.into_data(), Some(Err("bad input".to_string())));
@@ -143,7 +177,11 @@ async fn a_panicking_flow_fails_and_the_panic_reaches_only_awaiting_callers() {
     let panic = joined.unwrap_err().into_panic();
     assert_eq!(panic.downcast_ref::<&str>(), Some(&"the flow blew up"));
     // Both runs are recorded as Failed; the process went on.
-    let runs = harness.client().read_flow_runs(&Default::default()).await.unwrap();
+    let runs = harness
+        .client()
+        .read_flow_runs(&Default::default())
+        .await
+        .unwrap();
     assert_eq!(runs.len(), 2);
     assert!(runs.iter().all(|r| r.state.as_ref().unwrap().is_failed()));
 }
@@ -153,7 +191,11 @@ static FLAKY_FLOW: AtomicU32 = AtomicU32::new(0);
 #[flow(retries = 2, retry_delay_seconds = 30)]
 async fn flaky_flow() -> Result<u32, String> {
     let n = FLAKY_FLOW.fetch_add(1, Ordering::SeqCst);
-    if n == 0 { Err("first attempt fails".into()) } else { Ok(n) }
+    if n == 0 {
+        Err("first attempt fails".into())
+    } else {
+        Ok(n)
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -161,7 +203,11 @@ async fn a_flow_is_retried_after_its_delay() {
     let harness = TestHarness::new();
     let started = tokio::time::Instant::now();
     let report = harness.run(flaky_flow()).await.unwrap();
-    assert!(started.elapsed() >= Duration::from_secs(30), "the retry waited {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(30),
+        "the retry waited {:?}",
+        started.elapsed()
+    );
     assert!(report.state.is_completed());
     assert_eq!(report.state.data(), Some(&Ok(1)));
     assert_eq!(report.flow_run.run_count, 2);
@@ -173,7 +219,16 @@ async fn a_flow_is_retried_after_its_delay() {
         .iter()
         .map(|s| s.name().to_owned())
         .collect();
-    assert_eq!(names, ["Pending", "Running", "AwaitingRetry", "Retrying", "Completed"]);
+    assert_eq!(
+        names,
+        [
+            "Pending",
+            "Running",
+            "AwaitingRetry",
+            "Retrying",
+            "Completed"
+        ]
+    );
 }
 
 #[flow(timeout_seconds = 1)]
@@ -192,7 +247,10 @@ async fn slow_fallible_flow() -> anyhow::Result<u32> {
 async fn a_flow_past_its_timeout_is_timed_out() {
     let harness = TestHarness::new();
     let report = harness.run(slow_flow()).await.unwrap();
-    assert_eq!(report.state.to_string(), "TimedOut('Flow run exceeded timeout of 1 second(s)')");
+    assert_eq!(
+        report.state.to_string(),
+        "TimedOut('Flow run exceeded timeout of 1 second(s)')"
+    );
     assert!(report.state.is_failed());
 
     // A Result whose error converts from orion::Error gets it as an Err.
@@ -225,7 +283,11 @@ async fn flow_run_names_come_from_the_template_or_are_random() {
         let run = harness.run(answer()).await.unwrap().flow_run;
         let (adjective, animal) = run.name.split_once('-').expect("adjective-animal");
         assert!(!adjective.is_empty() && !animal.is_empty());
-        assert!(run.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{}", run.name);
+        assert!(
+            run.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+            "{}",
+            run.name
+        );
         names.insert(run.name);
     }
     assert!(names.len() > 15, "names repeat too often: {names:?}");
@@ -235,12 +297,22 @@ async fn flow_run_names_come_from_the_template_or_are_random() {
 async fn per_call_flow_options_apply() {
     let harness = TestHarness::new();
     let report = harness
-        .run(daily_report("x".into()).tags(["nightly"]).task_runner(TaskRunner::sequential()))
+        .run(
+            daily_report("x".into())
+                .tags(["nightly"])
+                .task_runner(TaskRunner::sequential()),
+        )
         .await
         .unwrap();
     assert_eq!(report.flow_run.tags, ["nightly"]);
-    assert_eq!(report.flow_run.task_runner.as_deref(), Some("SequentialTaskRunner"));
-    assert_eq!(report.log_messages()[1], "Using task runner 'SequentialTaskRunner'");
+    assert_eq!(
+        report.flow_run.task_runner.as_deref(),
+        Some("SequentialTaskRunner")
+    );
+    assert_eq!(
+        report.log_messages()[1],
+        "Using task runner 'SequentialTaskRunner'"
+    );
 }
 
 #[tokio::test]
@@ -250,8 +322,22 @@ async fn flows_called_in_a_scope_are_recorded_there_only() {
     a.scope(answer()).await;
     a.scope(answer()).await;
     b.scope(answer()).await;
-    assert_eq!(a.client().read_flow_runs(&Default::default()).await.unwrap().len(), 2);
-    assert_eq!(b.client().read_flow_runs(&Default::default()).await.unwrap().len(), 1);
+    assert_eq!(
+        a.client()
+            .read_flow_runs(&Default::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        b.client()
+            .read_flow_runs(&Default::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[flow]

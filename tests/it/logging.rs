@@ -35,13 +35,26 @@ async fn tracing_events_inside_a_run_are_stored_as_its_logs() {
             (LogLevel::Warning, "it::logging", "with a field attempt=3"),
             (LogLevel::Error, "my_app::db", "connection lost"),
             (LogLevel::Critical, "orion.task_runs", "run logger critical"),
-            (LogLevel::Info, "orion.task_runs", "Finished in state Completed(None)"),
+            (
+                LogLevel::Info,
+                "orion.task_runs",
+                "Finished in state Completed(None)"
+            ),
         ]
     );
-    let from_flow = report.logs.iter().find(|l| l.message == "from the flow body").unwrap();
+    let from_flow = report
+        .logs
+        .iter()
+        .find(|l| l.message == "from the flow body")
+        .unwrap();
     assert_eq!(from_flow.task_run_id, None);
     assert_eq!(from_flow.flow_run_id, Some(report.flow_run.id));
-    assert!(!report.log_messages().iter().any(|m| m.contains("outside any run")));
+    assert!(
+        !report
+            .log_messages()
+            .iter()
+            .any(|m| m.contains("outside any run"))
+    );
 }
 
 #[test]
@@ -49,9 +62,18 @@ fn the_console_format_pads_levels_like_prefect() {
     let at: jiff::Timestamp = "2026-03-01T08:05:09.004Z".parse().unwrap();
     let utc = jiff::tz::TimeZone::UTC;
     let line = |level| orion::logging::format_line(at, &utc, level, "Task run 't-0'", "m");
-    assert_eq!(line(LogLevel::Debug), "08:05:09.004 | DEBUG   | Task run 't-0' - m");
-    assert_eq!(line(LogLevel::Warning), "08:05:09.004 | WARNING | Task run 't-0' - m");
-    assert_eq!(line(LogLevel::Critical), "08:05:09.004 | CRITICAL | Task run 't-0' - m");
+    assert_eq!(
+        line(LogLevel::Debug),
+        "08:05:09.004 | DEBUG   | Task run 't-0' - m"
+    );
+    assert_eq!(
+        line(LogLevel::Warning),
+        "08:05:09.004 | WARNING | Task run 't-0' - m"
+    );
+    assert_eq!(
+        line(LogLevel::Critical),
+        "08:05:09.004 | CRITICAL | Task run 't-0' - m"
+    );
     let tokyo = jiff::tz::TimeZone::get("Asia/Tokyo").unwrap();
     let local = orion::logging::format_line(at, &tokyo, LogLevel::Info, "orion.engine", "x");
     assert_eq!(local, "17:05:09.004 | INFO    | orion.engine - x");
@@ -64,5 +86,8 @@ fn log_levels_parse_from_their_names_and_refuse_others() {
     assert_eq!(" info ".parse::<LogLevel>(), Ok(LogLevel::Info));
     assert_eq!("40".parse::<LogLevel>(), Ok(LogLevel::Error));
     let err = "LOUD".parse::<LogLevel>().unwrap_err();
-    assert_eq!(err.to_string(), "unknown log level \"LOUD\": expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL");
+    assert_eq!(
+        err.to_string(),
+        "unknown log level \"LOUD\": expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+    );
 }

@@ -42,8 +42,16 @@ async fn a_registered_flow_runs_from_json_and_records_its_parameters() {
     let params = json!({"nums": [1, 2, 3], "origin": {"x": 10, "y": 20}});
     let state = flow.run(&orion, params).await.unwrap();
     assert!(state.is_completed());
-    assert_eq!(state.data(), Some(&json!(36)), "a missing Option parameter is None");
-    let runs = orion.client().read_flow_runs(&Default::default()).await.unwrap();
+    assert_eq!(
+        state.data(),
+        Some(&json!(36)),
+        "a missing Option parameter is None"
+    );
+    let runs = orion
+        .client()
+        .read_flow_runs(&Default::default())
+        .await
+        .unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].parameters["nums"], json!([1, 2, 3]));
     assert_eq!(runs[0].parameters["offset"], json!(null));
@@ -54,34 +62,63 @@ async fn bad_parameters_are_refused_before_a_run_starts_naming_the_parameter() {
     let orion = Orion::memory();
     let flow = registry::require("registry-sum").unwrap();
     let cases = [
-        (json!({"nums": "1,2", "origin": {"x": 1, "y": 2}}), "parameter 'nums': invalid type"),
+        (
+            json!({"nums": "1,2", "origin": {"x": 1, "y": 2}}),
+            "parameter 'nums': invalid type",
+        ),
         (json!({"nums": [1]}), "missing parameter 'origin'"),
-        (json!({"nums": [1], "origin": {"x": 1}}), "parameter 'origin': missing field `y`"),
-        (json!({"nums": [1], "origin": {"x": 1, "y": 2}, "extra": true}), "unknown parameter 'extra'"),
+        (
+            json!({"nums": [1], "origin": {"x": 1}}),
+            "parameter 'origin': missing field `y`",
+        ),
+        (
+            json!({"nums": [1], "origin": {"x": 1, "y": 2}, "extra": true}),
+            "unknown parameter 'extra'",
+        ),
         (json!([1, 2]), "parameters must be a JSON object"),
     ];
     for (params, expected) in cases {
         let err = flow.run(&orion, params.clone()).await.unwrap_err();
-        assert!(matches!(err, orion::Error::InvalidParameters { .. }), "{err:?}");
+        assert!(
+            matches!(err, orion::Error::InvalidParameters { .. }),
+            "{err:?}"
+        );
         let text = err.to_string();
         assert!(text.contains(expected), "{params}: {text}");
         assert!(text.contains("registry-sum"), "{text}");
     }
-    assert!(orion.client().read_flow_runs(&Default::default()).await.unwrap().is_empty());
+    assert!(
+        orion
+            .client()
+            .read_flow_runs(&Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn unknown_flows_are_an_error_listing_the_known_ones() {
     let err = registry::require("no-such-flow").unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("no-such-flow") && text.contains("registry-sum"), "{text}");
+    assert!(
+        text.contains("no-such-flow") && text.contains("registry-sum"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn results_that_do_not_serialize_complete_without_data() {
-    let state = registry::require("registry-opaque").unwrap().run(&Orion::memory(), json!({})).await.unwrap();
+    let state = registry::require("registry-opaque")
+        .unwrap()
+        .run(&Orion::memory(), json!({}))
+        .await
+        .unwrap();
     assert!(state.is_completed());
     assert_eq!(state.data(), None);
-    let null = registry::require("registry-opaque").unwrap().run(&Orion::memory(), json!(null)).await;
+    let null = registry::require("registry-opaque")
+        .unwrap()
+        .run(&Orion::memory(), json!(null))
+        .await;
     assert!(null.is_ok(), "null means no parameters");
 }

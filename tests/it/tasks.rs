@@ -26,7 +26,14 @@ async fn task_runs_are_numbered_per_flow_run_with_a_stable_hash() {
     assert_eq!(first.state.data(), Some(&10));
     let names: Vec<&str> = first.task_runs.iter().map(|t| t.name.as_str()).collect();
     let hash = &names[0]["add-".len().."add-".len() + 8];
-    assert_eq!(names, [format!("add-{hash}-0"), format!("add-{hash}-1"), format!("add-{hash}-2")]);
+    assert_eq!(
+        names,
+        [
+            format!("add-{hash}-0"),
+            format!("add-{hash}-1"),
+            format!("add-{hash}-2")
+        ]
+    );
     assert_eq!(&*first.task_runs[0].task_key, format!("add-{hash}"));
     // A second flow run counts from 0 again, with the same hash.
     let second = harness.run(sum_three()).await.unwrap();
@@ -37,7 +44,11 @@ async fn task_runs_are_numbered_per_flow_run_with_a_stable_hash() {
 async fn a_task_called_outside_a_flow_is_a_standalone_task_run() {
     let harness = TestHarness::new();
     assert_eq!(harness.scope(add(2, 3)).await, 5);
-    let runs = harness.client().read_task_runs(&TaskRunFilter::new()).await.unwrap();
+    let runs = harness
+        .client()
+        .read_task_runs(&TaskRunFilter::new())
+        .await
+        .unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].flow_run_id, None);
     assert!(runs[0].state.as_ref().unwrap().is_completed());
@@ -87,8 +98,15 @@ async fn survives_a_panicking_task() -> String {
 async fn a_panicking_task_fails_is_retried_and_does_not_abort_the_flow() {
     let harness = TestHarness::new();
     let report = harness.run(survives_a_panicking_task()).await.unwrap();
-    assert_eq!(report.state.data().unwrap(), "Failed('index out of bounds: the len is 0')");
-    assert_eq!(PANICS.load(Ordering::SeqCst), 2, "the retry ran the body again");
+    assert_eq!(
+        report.state.data().unwrap(),
+        "Failed('index out of bounds: the len is 0')"
+    );
+    assert_eq!(
+        PANICS.load(Ordering::SeqCst),
+        2,
+        "the retry ran the body again"
+    );
     assert_eq!(report.task_runs[0].run_count, 2);
 }
 
@@ -101,7 +119,10 @@ async fn awaits_a_panicking_task() -> u32 {
 async fn awaiting_a_panicking_task_re_raises_the_panic_in_the_flow() {
     let harness = TestHarness::new();
     let report = harness.run(awaits_a_panicking_task()).await.unwrap();
-    assert_eq!(report.state.to_string(), "Failed('index out of bounds: the len is 0')");
+    assert_eq!(
+        report.state.to_string(),
+        "Failed('index out of bounds: the len is 0')"
+    );
     assert!(report.task_runs[0].state.as_ref().unwrap().is_failed());
 }
 
@@ -121,7 +142,11 @@ fn blocking_panic() -> u64 {
 async fn with_blocking_tasks() -> u64 {
     let thread = std::thread::current().id();
     let a = blocking_sum(10).await;
-    assert_eq!(std::thread::current().id(), thread, "the flow stays on its own task");
+    assert_eq!(
+        std::thread::current().id(),
+        thread,
+        "the flow stays on its own task"
+    );
     let b = blocking_panic().return_state().await;
     a + b.data().copied().unwrap_or(1000)
 }
@@ -132,10 +157,25 @@ async fn plain_fn_tasks_run_on_the_blocking_pool_with_their_context() {
     assert_eq!(report.state.data(), Some(&1055));
     assert_eq!(report.state.message(), None);
     let sum_run = &report.task_runs_of("blocking_sum")[0];
-    let logs: Vec<_> = report.logs.iter().filter(|l| l.task_run_id == Some(sum_run.id)).map(|l| l.message.as_str()).collect();
-    assert_eq!(logs, ["summing to 10", "blocking event n=10", "Finished in state Completed(None)"]);
+    let logs: Vec<_> = report
+        .logs
+        .iter()
+        .filter(|l| l.task_run_id == Some(sum_run.id))
+        .map(|l| l.message.as_str())
+        .collect();
+    assert_eq!(
+        logs,
+        [
+            "summing to 10",
+            "blocking event n=10",
+            "Finished in state Completed(None)"
+        ]
+    );
     let panic_run = &report.task_runs_of("blocking_panic")[0];
-    assert_eq!(panic_run.state.as_ref().unwrap().to_string(), "Failed('sync body panicked')");
+    assert_eq!(
+        panic_run.state.as_ref().unwrap().to_string(),
+        "Failed('sync body panicked')"
+    );
 }
 
 static FLAKY: AtomicU32 = AtomicU32::new(0);
@@ -153,19 +193,52 @@ async fn a_failing_task_is_retried_after_its_delay_until_it_succeeds() {
     let harness = TestHarness::new();
     let started = tokio::time::Instant::now();
     let state = harness.scope(flaky().return_state()).await;
-    assert!(started.elapsed() >= Duration::from_secs(200), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(200),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(state.data(), Some(&Ok("ok")));
-    let run = &harness.client().read_task_runs(&TaskRunFilter::new()).await.unwrap()[0];
+    let run = &harness
+        .client()
+        .read_task_runs(&TaskRunFilter::new())
+        .await
+        .unwrap()[0];
     assert_eq!(run.run_count, 3);
     let history = harness.client().read_task_run_states(run.id).await.unwrap();
     let names: Vec<&str> = history.iter().map(|s| s.name()).collect();
-    assert_eq!(names, ["Pending", "Running", "AwaitingRetry", "Retrying", "AwaitingRetry", "Retrying", "Completed"]);
+    assert_eq!(
+        names,
+        [
+            "Pending",
+            "Running",
+            "AwaitingRetry",
+            "Retrying",
+            "AwaitingRetry",
+            "Retrying",
+            "Completed"
+        ]
+    );
     assert_eq!(history[2].message(), Some("HTTP 503"));
-    let delay = history[2].details().scheduled_time.unwrap().duration_since(history[2].timestamp());
+    let delay = history[2]
+        .details()
+        .scheduled_time
+        .unwrap()
+        .duration_since(history[2].timestamp());
     assert!((delay.as_secs_f64() - 100.0).abs() < 1.0, "{delay:?}");
-    let logs = harness.client().read_logs(&orion::store::LogFilter::new().task_run_id(run.id)).await.unwrap();
-    let retry_line = logs.iter().find(|l| l.message.starts_with("Task run failed")).unwrap();
-    assert_eq!(retry_line.message, "Task run failed with error: HTTP 503 - Retry 1/2 will start in 100 second(s)");
+    let logs = harness
+        .client()
+        .read_logs(&orion::store::LogFilter::new().task_run_id(run.id))
+        .await
+        .unwrap();
+    let retry_line = logs
+        .iter()
+        .find(|l| l.message.starts_with("Task run failed"))
+        .unwrap();
+    assert_eq!(
+        retry_line.message,
+        "Task run failed with error: HTTP 503 - Retry 1/2 will start in 100 second(s)"
+    );
     assert_eq!(retry_line.level, orion::store::LogLevel::Warning);
 }
 
@@ -181,15 +254,30 @@ async fn retry_delay_lists_and_per_call_overrides() {
     let state = harness.scope(always_fails().return_state()).await;
     assert_eq!(state.to_string(), "Failed('nope')");
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_secs(111) && waited < Duration::from_secs(112), "{waited:?}");
+    assert!(
+        waited >= Duration::from_secs(111) && waited < Duration::from_secs(112),
+        "{waited:?}"
+    );
 
     let started = tokio::time::Instant::now();
-    let call = always_fails().with_options(TaskOptions::new().retries(1).retry_delay(RetryDelay::Fixed(5.0)).name("once"));
+    let call = always_fails().with_options(
+        TaskOptions::new()
+            .retries(1)
+            .retry_delay(RetryDelay::Fixed(5.0))
+            .name("once"),
+    );
     let state = harness.scope(call.return_state()).await;
     assert!(state.is_failed());
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_secs(5) && waited < Duration::from_secs(6), "{waited:?}");
-    let runs = harness.client().read_task_runs(&TaskRunFilter::new().name_prefix("once")).await.unwrap();
+    assert!(
+        waited >= Duration::from_secs(5) && waited < Duration::from_secs(6),
+        "{waited:?}"
+    );
+    let runs = harness
+        .client()
+        .read_task_runs(&TaskRunFilter::new().name_prefix("once"))
+        .await
+        .unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].run_count, 2);
 }
@@ -215,15 +303,26 @@ async fn a_task_past_its_timeout_is_cancelled_and_timed_out() {
     let state = harness.scope(sleepy(finished.clone()).return_state()).await;
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(state.name(), "TimedOut");
-    assert_eq!(state.to_string(), "TimedOut('Task run exceeded timeout of 2 second(s)')");
+    assert_eq!(
+        state.to_string(),
+        "TimedOut('Task run exceeded timeout of 2 second(s)')"
+    );
     tokio::time::sleep(Duration::from_secs(7200)).await;
-    assert!(!finished.load(Ordering::SeqCst), "the body must have been dropped at the deadline");
+    assert!(
+        !finished.load(Ordering::SeqCst),
+        "the body must have been dropped at the deadline"
+    );
 
     let err = harness.scope(sleepy_fallible()).await.unwrap_err();
     assert!(err.to_string().contains("TimedOut"), "{err}");
-    let overridden = sleepy(finished.clone()).timeout(Duration::from_secs(1)).retries(1);
+    let overridden = sleepy(finished.clone())
+        .timeout(Duration::from_secs(1))
+        .retries(1);
     let state = harness.scope(overridden.return_state()).await;
-    assert_eq!(state.to_string(), "TimedOut('Task run exceeded timeout of 1 second(s)')");
+    assert_eq!(
+        state.to_string(),
+        "TimedOut('Task run exceeded timeout of 1 second(s)')"
+    );
 }
 
 static LOOKUPS: AtomicU32 = AtomicU32::new(0);
@@ -244,20 +343,34 @@ async fn cached_results_are_reused_until_they_expire() {
     assert!(hit.is_completed());
     assert_eq!(hit.data().map(String::as_str), Some("user-1"));
     assert_eq!(harness.scope(lookup(2)).await, "user-2");
-    assert_eq!(LOOKUPS.load(Ordering::SeqCst) - before, 2, "the cached call did not run the body");
+    assert_eq!(
+        LOOKUPS.load(Ordering::SeqCst) - before,
+        2,
+        "the cached call did not run the body"
+    );
 
     // A refresh runs the body and stores the new result.
     let refreshed = lookup(1).with_options(TaskOptions::new().refresh_cache(true));
-    assert_eq!(harness.scope(refreshed.return_state()).await.name(), "Completed");
+    assert_eq!(
+        harness.scope(refreshed.return_state()).await.name(),
+        "Completed"
+    );
     assert_eq!(LOOKUPS.load(Ordering::SeqCst) - before, 3);
 
     tokio::time::sleep(Duration::from_secs(61)).await;
     let expired = harness.scope(lookup(1).return_state()).await;
-    assert_eq!(expired.name(), "Completed", "an expired cache entry is not used");
+    assert_eq!(
+        expired.name(),
+        "Completed",
+        "an expired cache entry is not used"
+    );
     assert_eq!(LOOKUPS.load(Ordering::SeqCst) - before, 4);
 }
 
-fn never_cache(_: &orion::TaskRunContext, _: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+fn never_cache(
+    _: &orion::TaskRunContext,
+    _: &serde_json::Map<String, serde_json::Value>,
+) -> Option<String> {
     None
 }
 
@@ -286,8 +399,14 @@ async fn fetch(id: u32) -> u32 {
 async fn task_names_tags_and_run_name_templates() {
     let harness = TestHarness::new();
     harness.scope(fetch(7)).await;
-    harness.scope(fetch(8).name("explicit").tags(["override"])).await;
-    let runs = harness.client().read_task_runs(&TaskRunFilter::new()).await.unwrap();
+    harness
+        .scope(fetch(8).name("explicit").tags(["override"]))
+        .await;
+    let runs = harness
+        .client()
+        .read_task_runs(&TaskRunFilter::new())
+        .await
+        .unwrap();
     assert_eq!(runs[0].name, "fetch-7");
     assert_eq!(&*runs[0].tags, ["io", "users"]);
     assert!(runs[0].task_key.starts_with("fetch-user-"));
@@ -304,7 +423,10 @@ async fn context_task() -> (String, u32) {
 #[tokio::test]
 async fn the_run_context_names_the_task_run() {
     let harness = TestHarness::new();
-    assert_eq!(harness.scope(context_task()).await, ("context_task".to_string(), 1));
+    assert_eq!(
+        harness.scope(context_task()).await,
+        ("context_task".to_string(), 1)
+    );
     assert!(orion::task_run_context().is_none());
 }
 
@@ -314,18 +436,22 @@ async fn share(payload: Arc<Vec<u8>>) -> Arc<Vec<u8>> {
 }
 
 #[flow]
-async fn consume_many() -> usize {
+async fn consume_many() -> (usize, usize) {
     let payload = Arc::new(vec![7u8; 1024]);
     let mut total = 0;
     for _ in 0..100 {
         total += share(payload.clone()).await.len();
     }
-    Arc::strong_count(&payload)
+    (total, Arc::strong_count(&payload))
 }
 
 #[tokio::test]
 async fn results_are_not_kept_once_consumed() {
     let report = TestHarness::new().run(consume_many()).await.unwrap();
-    assert_eq!(report.state.data(), Some(&1), "no task run kept its argument or result alive");
+    assert_eq!(
+        report.state.data(),
+        Some(&(102_400, 1)),
+        "no task run kept its argument or result alive"
+    );
     assert_eq!(report.task_runs.len(), 100);
 }

@@ -22,7 +22,10 @@ pub enum Clock {
 impl Clock {
     /// A clock that follows tokio's (possibly paused) time from now on.
     pub fn tokio() -> Self {
-        Clock::Tokio { base: tokio::time::Instant::now(), at: Timestamp::now() }
+        Clock::Tokio {
+            base: tokio::time::Instant::now(),
+            at: Timestamp::now(),
+        }
     }
 
     /// The current time by this clock.
@@ -30,7 +33,8 @@ impl Clock {
         match self {
             Clock::System => Timestamp::now(),
             Clock::Tokio { base, at } => {
-                let elapsed = SignedDuration::try_from(base.elapsed()).unwrap_or(SignedDuration::MAX);
+                let elapsed =
+                    SignedDuration::try_from(base.elapsed()).unwrap_or(SignedDuration::MAX);
                 at.checked_add(elapsed).unwrap_or(Timestamp::MAX)
             }
         }

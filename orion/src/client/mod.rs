@@ -184,7 +184,8 @@ impl OrionClient {
     ///
     /// When the store fails.
     pub async fn read_task_runs_of(&self, flow_run_id: Uuid) -> Result<Vec<TaskRun>> {
-        self.read_task_runs(&TaskRunFilter::new().flow_run_id(flow_run_id)).await
+        self.read_task_runs(&TaskRunFilter::new().flow_run_id(flow_run_id))
+            .await
     }
     /// A task run's state history, oldest first.
     ///
@@ -252,8 +253,12 @@ impl OrionClient {
             };
             let expected = current.as_ref().map(State::id);
             let written = match run.kind {
-                RunKind::Flow => self.store.set_flow_run_state(run.id, expected, chosen.clone()),
-                RunKind::Task => self.store.set_task_run_state(run.id, expected, chosen.clone()),
+                RunKind::Flow => self
+                    .store
+                    .set_flow_run_state(run.id, expected, chosen.clone()),
+                RunKind::Task => self
+                    .store
+                    .set_task_run_state(run.id, expected, chosen.clone()),
             }
             .await?;
             match written {
@@ -261,6 +266,8 @@ impl OrionClient {
                 SetState::Conflict { current: actual } => current = actual,
             }
         }
-        Err(Error::Aborted { reason: format!("run {} is being changed by another writer", run.id) })
+        Err(Error::Aborted {
+            reason: format!("run {} is being changed by another writer", run.id),
+        })
     }
 }

@@ -20,8 +20,16 @@ use super::context::TaskRunContext;
 pub fn task_input_hash(ctx: &TaskRunContext, inputs: &Map<String, Value>) -> Option<String> {
     // serde_json's Map is sorted by key, so equal inputs serialize to equal text.
     let text = serde_json::to_string(inputs).ok()?;
-    let a = fnv1a64(0xcbf2_9ce4_8422_2325, ctx.task_name().as_bytes(), text.as_bytes());
-    let b = fnv1a64(0x6c62_272e_07bb_0142, ctx.task_name().as_bytes(), text.as_bytes());
+    let a = fnv1a64(
+        0xcbf2_9ce4_8422_2325,
+        ctx.task_name().as_bytes(),
+        text.as_bytes(),
+    );
+    let b = fnv1a64(
+        0x6c62_272e_07bb_0142,
+        ctx.task_name().as_bytes(),
+        text.as_bytes(),
+    );
     Some(format!("{}-{a:016x}{b:016x}", ctx.task_name()))
 }
 

@@ -133,7 +133,15 @@ impl FlowRunCtx {
     }
 
     pub(crate) fn log(&self, level: LogLevel, message: String) {
-        emit(&self.orion, level, "orion.flow_runs".into(), &self.source, message, Some(self.info.id), None);
+        emit(
+            &self.orion,
+            level,
+            "orion.flow_runs".into(),
+            &self.source,
+            message,
+            Some(self.info.id),
+            None,
+        );
     }
 }
 
@@ -157,11 +165,27 @@ impl RunCtx {
         match self {
             RunCtx::Flow(f) => {
                 let name = target.map_or(Cow::Borrowed("orion.flow_runs"), Cow::Borrowed);
-                emit(&f.orion, level, name, &f.source, message, Some(f.info.id), None);
+                emit(
+                    &f.orion,
+                    level,
+                    name,
+                    &f.source,
+                    message,
+                    Some(f.info.id),
+                    None,
+                );
             }
             RunCtx::Task(t) => {
                 let name = target.map_or(Cow::Borrowed("orion.task_runs"), Cow::Borrowed);
-                emit(&t.orion, level, name, &t.source, message, t.info.flow_run_id, Some(t.info.id));
+                emit(
+                    &t.orion,
+                    level,
+                    name,
+                    &t.source,
+                    message,
+                    t.info.flow_run_id,
+                    Some(t.info.id),
+                );
             }
         }
     }
@@ -193,7 +217,14 @@ pub(crate) fn emit(
         logging::print(timestamp, level, source, &message);
     }
     if logging::should_store(level) {
-        orion.logs().push(LogRecord { name, level, message, timestamp, flow_run_id, task_run_id });
+        orion.logs().push(LogRecord {
+            name,
+            level,
+            message,
+            timestamp,
+            flow_run_id,
+            task_run_id,
+        });
     }
 }
 
@@ -213,7 +244,9 @@ pub(crate) fn in_run() -> bool {
 /// Runs `fut` as part of `ctx`, with run-log capture of `tracing` events.
 pub(crate) fn scope<F: Future>(ctx: RunCtx, fut: F) -> impl Future<Output = F::Output> {
     use tracing::instrument::WithSubscriber;
-    CURRENT.scope(ctx, fut).with_subscriber(logging::capture_dispatch().clone())
+    CURRENT
+        .scope(ctx, fut)
+        .with_subscriber(logging::capture_dispatch().clone())
 }
 
 /// Runs the synchronous `f` as part of `ctx` on this thread.
@@ -241,7 +274,7 @@ pub(crate) fn sync_scope<T>(ctx: RunCtx, f: impl FnOnce() -> T) -> T {
 /// }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// # orion::logging::set_console_level(None);
-/// assert_eq!(who_am_i().await, "who_am_i");
+/// assert_eq!(who_am_i().await, "who-am-i"); // flow names use hyphens by default
 /// # }
 /// ```
 pub fn flow_run_context() -> Option<FlowRunContext> {
@@ -292,7 +325,10 @@ impl Children {
 
     /// `(failed, total)` so far.
     pub(crate) fn counts(&self) -> (u32, u32) {
-        (self.failed.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed))
+        (
+            self.failed.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+        )
     }
 
     pub(crate) fn start(self: &Arc<Self>) -> InflightGuard {

@@ -1,6 +1,6 @@
 //! `FlowCall`: what calling a `#[flow]` function returns.
 
-use std::future::{Future, IntoFuture};
+use std::future::IntoFuture;
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -113,8 +113,8 @@ impl<R: Send + 'static, M: 'static> FlowCall<R, M> {
 
     /// Runs the flow and returns its final state instead of its value; never panics on the
     /// flow's account.
-    pub fn return_state(self) -> impl Future<Output = State<R>> + Send {
-        async move { super::flow_run::run(self).await.into_state() }
+    pub async fn return_state(self) -> State<R> {
+        super::flow_run::run(self).await.into_state()
     }
 }
 
@@ -131,7 +131,9 @@ impl<R: Send + 'static, M: 'static> IntoFuture for FlowCall<R, M> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             let from_error = self.from_error;
-            super::flow_run::run(self).await.into_value(from_error, "flow run")
+            super::flow_run::run(self)
+                .await
+                .into_value(from_error, "flow run")
         })
     }
 }

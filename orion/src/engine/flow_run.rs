@@ -29,7 +29,11 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
     let client = orion.client().clone();
     let flow = match orion.flow_record(spec.name).await {
         Ok(flow) => flow,
-        Err(e) => return Outcome::without_value(State::crashed(format!("could not create the flow: {e}"))),
+        Err(e) => {
+            return Outcome::without_value(State::crashed(format!(
+                "could not create the flow: {e}"
+            )));
+        }
     };
 
     let parent_task = match &parent_flow {
@@ -41,12 +45,16 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
     };
 
     let runner = call.task_runner.unwrap_or(spec.task_runner);
-    let name = call.run_name.take().unwrap_or_else(super::names::random_slug);
+    let name = call
+        .run_name
+        .take()
+        .unwrap_or_else(super::names::random_slug);
     let mut record = FlowRun::new(&flow, name);
-    let (parameters, bad_parameters) = match std::mem::replace(&mut call.parameters, Ok(Default::default())) {
-        Ok(p) => (p, None),
-        Err(e) => (Default::default(), Some(e)),
-    };
+    let (parameters, bad_parameters) =
+        match std::mem::replace(&mut call.parameters, Ok(Default::default())) {
+            Ok(p) => (p, None),
+            Err(e) => (Default::default(), Some(e)),
+        };
     record.parameters = parameters;
     record.tags = std::mem::take(&mut call.tags);
     record.parent_task_run_id = parent_task.as_ref().map(|(t, _)| t.id);
@@ -55,36 +63,72 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
     record.state = Some(State::pending());
     let record = match client.create_flow_run(record).await {
         Ok(r) => r,
-        Err(e) => return Outcome::without_value(State::crashed(format!("could not create the flow run: {e}"))),
+        Err(e) => {
+            return Outcome::without_value(State::crashed(format!(
+                "could not create the flow run: {e}"
+            )));
+        }
     };
     match &parent_flow {
-        Some(pf) => pf.log(LogLevel::Info, format!("Created subflow run '{}' for flow '{}'", record.name, spec.name)),
+        Some(pf) => pf.log(
+            LogLevel::Info,
+            format!(
+                "Created subflow run '{}' for flow '{}'",
+                record.name, spec.name
+            ),
+        ),
         None => context::emit(
             &orion,
             LogLevel::Info,
             "orion.engine".into(),
             "orion.engine",
-            format!("Created flow run '{}' for flow '{}'", record.name, spec.name),
+            format!(
+                "Created flow run '{}' for flow '{}'",
+                record.name, spec.name
+            ),
             Some(record.id),
             None,
         ),
     }
 
-    let info = FlowRunContext { id: record.id, name: record.name.clone(), flow_name: spec.name };
+    let info = FlowRunContext {
+        id: record.id,
+        name: record.name.clone(),
+        flow_name: spec.name,
+    };
     let retry = RetryPolicy {
         retries: call.retries.unwrap_or(spec.retries),
         delay: RetryDelay::Fixed(spec.retry_delay_seconds),
         jitter_factor: None,
     };
-    let timeout = call.timeout.or_else(|| spec.timeout_seconds.and_then(|s| Duration::try_from_secs_f64(s).ok()));
+    let timeout = call.timeout.or_else(|| {
+        spec.timeout_seconds
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+    });
     let mut current = record.state.clone().unwrap_or_else(State::pending);
     let mut run_count = 0;
     let mut ctx = Arc::new(FlowRunCtx::new(orion.clone(), info.clone(), runner));
     ctx.log(LogLevel::Info, format!("Using task runner '{runner}'"));
 
     let outcome = loop {
-        let proposed = if run_count == 0 { State::running() } else { State::retrying() };
-        let entered = match propose_until_set(&client, RunRef { kind: RunKind::Flow, id: info.id, current: Some(&current), run_count, retry: &retry }, proposed).await {
+        let proposed = if run_count == 0 {
+            State::running()
+        } else {
+            State::retrying()
+        };
+        let entered = match propose_until_set(
+            &client,
+            RunRef {
+                kind: RunKind::Flow,
+                id: info.id,
+                current: Some(&current),
+                run_count,
+                retry: &retry,
+            },
+            proposed,
+        )
+        .await
+        {
             Ok(s) => s,
             Err(e) => break Outcome::without_value(State::crashed(e.to_string())),
         };
@@ -113,16 +157,31 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
                 },
             },
             (Some(Err(Failure::Panic(payload))), None) => State::failed(panic_message(payload)),
-            (Some(Err(Failure::TimedOut(d))), None) => {
-                State::timed_out(format!("Flow run exceeded timeout of {} second(s)", d.as_secs_f64()))
-            }
+            (Some(Err(Failure::TimedOut(d))), None) => State::timed_out(format!(
+                "Flow run exceeded timeout of {} second(s)",
+                d.as_secs_f64()
+            )),
             (Some(Err(Failure::Cancelled)), None) => State::cancelled("Flow run was cancelled."),
             (None, None) => State::crashed("flow run produced no result"),
         };
         let mut proposed = proposed;
         proposed.details_mut().flow_run_id = Some(info.id);
-        let failure = proposed.is_failed().then(|| proposed.message().unwrap_or_default().to_owned());
-        let state = match propose_until_set(&client, RunRef { kind: RunKind::Flow, id: info.id, current: Some(&current), run_count, retry: &retry }, proposed).await {
+        let failure = proposed
+            .is_failed()
+            .then(|| proposed.message().unwrap_or_default().to_owned());
+        let state = match propose_until_set(
+            &client,
+            RunRef {
+                kind: RunKind::Flow,
+                id: info.id,
+                current: Some(&current),
+                run_count,
+                retry: &retry,
+            },
+            proposed,
+        )
+        .await
+        {
             Ok(s) => s,
             Err(e) => State::crashed(format!("could not record the flow run's state: {e}")),
         };
@@ -147,7 +206,11 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
         break Outcome { state, value };
     };
 
-    let level = if outcome.state.is_completed() { LogLevel::Info } else { LogLevel::Error };
+    let level = if outcome.state.is_completed() {
+        LogLevel::Info
+    } else {
+        LogLevel::Error
+    };
     ctx.log(level, format!("Finished in state {}", outcome.state));
     if let (Some(pf), Some((task, task_state))) = (&parent_flow, parent_task) {
         finish_parent_task_run(&client, &task, task_state, &outcome.state).await;
@@ -197,15 +260,32 @@ async fn create_parent_task_run(
     let task = client.create_task_run(task).await?;
     let pending = task.state.clone().unwrap_or_else(State::pending);
     let policy = RetryPolicy::default();
-    let run = RunRef { kind: RunKind::Task, id: task.id, current: Some(&pending), run_count: 0, retry: &policy };
+    let run = RunRef {
+        kind: RunKind::Task,
+        id: task.id,
+        current: Some(&pending),
+        run_count: 0,
+        retry: &policy,
+    };
     let running = propose_until_set(client, run, State::running()).await?;
     Ok((task, running))
 }
 
 /// Mirrors the subflow run's final state onto its parent task run.
-async fn finish_parent_task_run(client: &OrionClient, task: &TaskRun, current: State, final_state: &State) {
+async fn finish_parent_task_run(
+    client: &OrionClient,
+    task: &TaskRun,
+    current: State,
+    final_state: &State,
+) {
     let policy = RetryPolicy::default();
-    let run = RunRef { kind: RunKind::Task, id: task.id, current: Some(&current), run_count: 1, retry: &policy };
+    let run = RunRef {
+        kind: RunKind::Task,
+        id: task.id,
+        current: Some(&current),
+        run_count: 1,
+        retry: &policy,
+    };
     let mirror = final_state.without_data::<serde_json::Value>().renewed();
     // The subflow's own state is recorded already; a failure here only loses the mirror.
     let _ = propose_until_set(client, run, mirror).await;

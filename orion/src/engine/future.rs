@@ -54,7 +54,9 @@ impl<R: Send + 'static> TaskFuture<R> {
 async fn join<R>(handle: &mut JoinHandle<Outcome<R>>) -> Outcome<R> {
     match handle.await {
         Ok(outcome) => outcome,
-        Err(e) => Outcome::without_value(State::crashed(format!("the task run's worker stopped: {e}"))),
+        Err(e) => Outcome::without_value(State::crashed(format!(
+            "the task run's worker stopped: {e}"
+        ))),
     }
 }
 
@@ -83,10 +85,20 @@ pub(crate) fn submit<R: Send + 'static>(call: TaskCall<R>) -> TaskFuture<R> {
         Some(f) if f.runner.kind == super::TaskRunner::sequential() => {
             // Strictly in submission order: each waits for the one submitted before it.
             let (tx, rx) = oneshot::channel::<()>();
-            let previous = f.runner.tail.lock().unwrap_or_else(|p| p.into_inner()).replace(rx);
+            let previous = f
+                .runner
+                .tail
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .replace(rx);
             (None, false, previous, Some(tx))
         }
-        Some(f) => (f.runner.limit.clone(), f.runner.kind.is_parallel(), None, None),
+        Some(f) => (
+            f.runner.limit.clone(),
+            f.runner.kind.is_parallel(),
+            None,
+            None,
+        ),
         None => (None, false, None, None),
     };
     let fut = async move {
@@ -108,7 +120,10 @@ pub(crate) fn submit<R: Send + 'static>(call: TaskCall<R>) -> TaskFuture<R> {
     } else {
         tokio::spawn(fut)
     };
-    TaskFuture { inner: Inner::Running(handle), from_error }
+    TaskFuture {
+        inner: Inner::Running(handle),
+        from_error,
+    }
 }
 
 /// Submits one task run per item: Prefect's `task.map`.

@@ -30,7 +30,11 @@ pub enum Verdict {
 impl Verdict {
     /// `Unit` when `T` is `()`, else `Value`.
     pub fn of<T: 'static>(_: &T) -> Verdict {
-        if TypeId::of::<T>() == TypeId::of::<()>() { Verdict::Unit } else { Verdict::Value }
+        if TypeId::of::<T>() == TypeId::of::<()>() {
+            Verdict::Unit
+        } else {
+            Verdict::Value
+        }
     }
 }
 
@@ -44,7 +48,10 @@ pub(crate) struct Outcome<R> {
 
 impl<R> Outcome<R> {
     pub(crate) fn without_value(state: State) -> Self {
-        Outcome { state, value: Err(None) }
+        Outcome {
+            state,
+            value: Err(None),
+        }
     }
 
     /// The caller's value: panics are re-raised here, and runs that produced no value become
@@ -54,7 +61,9 @@ impl<R> Outcome<R> {
             Ok(v) => v,
             Err(Some(payload)) => resume_unwind(payload),
             Err(None) => {
-                let error = Error::Run { state: self.state.without_data() };
+                let error = Error::Run {
+                    state: self.state.without_data(),
+                };
                 match from_error {
                     Some(f) => f(error),
                     None => panic!(

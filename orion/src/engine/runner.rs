@@ -34,18 +34,27 @@ impl Default for TaskRunner {
 impl TaskRunner {
     /// One submitted task run at a time, in submission order.
     pub const fn sequential() -> Self {
-        TaskRunner { kind: Kind::Sequential, limit: Some(1) }
+        TaskRunner {
+            kind: Kind::Sequential,
+            limit: Some(1),
+        }
     }
     /// Submitted task runs run concurrently as tokio tasks (the default); synchronous task
     /// bodies run on the blocking pool.
     pub const fn concurrent() -> Self {
-        TaskRunner { kind: Kind::Concurrent, limit: None }
+        TaskRunner {
+            kind: Kind::Concurrent,
+            limit: None,
+        }
     }
     /// Each submitted task run gets an OS thread of its own (the blocking pool), for CPU-bound
     /// work; at most as many at once as the machine has cores, unless [`TaskRunner::limit`]
     /// says otherwise.
     pub const fn parallel() -> Self {
-        TaskRunner { kind: Kind::Parallel, limit: None }
+        TaskRunner {
+            kind: Kind::Parallel,
+            limit: None,
+        }
     }
     /// At most `n` submitted task runs at once (at least 1). Ignored by the sequential runner.
     #[must_use]

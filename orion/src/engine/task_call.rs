@@ -1,6 +1,6 @@
 //! `TaskCall`: what calling a `#[task]` function returns.
 
-use std::future::{Future, IntoFuture};
+use std::future::IntoFuture;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -44,7 +44,11 @@ impl TaskSpec {
         self.key.get_or_init(|| {
             let hash = stable_hash(self.path);
             let tags: Vec<String> = self.tags.iter().map(|t| (*t).to_owned()).collect();
-            (hash, format!("{}-{hash:08x}", self.name).into(), tags.into())
+            (
+                hash,
+                format!("{}-{hash:08x}", self.name).into(),
+                tags.into(),
+            )
         })
     }
 }
@@ -188,7 +192,17 @@ impl<R: Send + 'static> TaskCall<R> {
         codec: Option<Codec<R>>,
         from_error: Option<fn(Error) -> R>,
     ) -> Self {
-        TaskCall { spec, body, run_name, inputs, verdict, codec, from_error, options: None, orion: None }
+        TaskCall {
+            spec,
+            body,
+            run_name,
+            inputs,
+            verdict,
+            codec,
+            from_error,
+            options: None,
+            orion: None,
+        }
     }
 
     fn options_mut(&mut self) -> &mut TaskOptions {
@@ -198,7 +212,16 @@ impl<R: Send + 'static> TaskCall<R> {
     /// Applies per-call options over the task's own.
     pub fn with_options(mut self, options: TaskOptions) -> Self {
         let mine = self.options_mut();
-        let TaskOptions { name, retries, retry_delay, retry_jitter_factor, timeout, tags, cache_expiration, refresh_cache } = options;
+        let TaskOptions {
+            name,
+            retries,
+            retry_delay,
+            retry_jitter_factor,
+            timeout,
+            tags,
+            cache_expiration,
+            refresh_cache,
+        } = options;
         mine.name = name.or(mine.name.take());
         mine.retries = retries.or(mine.retries);
         mine.retry_delay = retry_delay.or(mine.retry_delay.take());
@@ -238,8 +261,10 @@ impl<R: Send + 'static> TaskCall<R> {
 
     /// Runs the task now and returns its final state instead of its value; never panics on
     /// the task's account.
-    pub fn return_state(self) -> impl Future<Output = State<R>> + Send {
-        async move { super::task_run::run(self, super::context::current(), None).await.into_state() }
+    pub async fn return_state(self) -> State<R> {
+        super::task_run::run(self, super::context::current(), None)
+            .await
+            .into_state()
     }
 
     /// Hands the call to the current flow run's task runner and returns at once.

@@ -37,21 +37,28 @@ pub(crate) async fn run<R: Send + 'static>(
     let spec = call.spec;
     let (hash, task_key, spec_tags) = spec.identity();
     let dynamic_key = dynamic_key.unwrap_or_else(|| dynamic_key_for(flow.as_deref(), call.spec));
-    let options = call.options.take().map_or_else(TaskOptions::default, |b| *b);
+    let options = call
+        .options
+        .take()
+        .map_or_else(TaskOptions::default, |b| *b);
     let name = options
         .name
         .or(call.run_name.take())
         .unwrap_or_else(|| format!("{}-{hash:08x}-{dynamic_key}", spec.name));
     let retry = RetryPolicy {
         retries: options.retries.unwrap_or(spec.retries),
-        delay: options.retry_delay.unwrap_or_else(|| spec.retry_delay.clone()),
+        delay: options
+            .retry_delay
+            .unwrap_or_else(|| spec.retry_delay.clone()),
         jitter_factor: options.retry_jitter_factor.or(spec.retry_jitter_factor),
     };
-    let timeout = options
-        .timeout
-        .or_else(|| spec.timeout_seconds.and_then(|s| Duration::try_from_secs_f64(s).ok()));
+    let timeout = options.timeout.or_else(|| {
+        spec.timeout_seconds
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+    });
     let cache_expiration = options.cache_expiration.or_else(|| {
-        spec.cache_expiration_seconds.and_then(|s| Duration::try_from_secs_f64(s).ok())
+        spec.cache_expiration_seconds
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
     });
 
     let mut record = TaskRun::new(name, task_key.clone(), dynamic_key);
@@ -65,13 +72,26 @@ pub(crate) async fn run<R: Send + 'static>(
     let record = match client.create_task_run(record).await {
         Ok(r) => r,
         Err(e) => {
-            return Outcome::without_value(State::crashed(format!("could not create the task run: {e}")));
+            return Outcome::without_value(State::crashed(format!(
+                "could not create the task run: {e}"
+            )));
         }
     };
-    let created = format!("Created task run '{}' for task '{}'", record.name, spec.name);
+    let created = format!(
+        "Created task run '{}' for task '{}'",
+        record.name, spec.name
+    );
     match &flow {
         Some(f) => f.log(LogLevel::Info, created),
-        None => context::emit(&orion, LogLevel::Info, "orion.engine".into(), "orion.engine", created, None, Some(record.id)),
+        None => context::emit(
+            &orion,
+            LogLevel::Info,
+            "orion.engine".into(),
+            "orion.engine",
+            created,
+            None,
+            Some(record.id),
+        ),
     }
 
     let mut info = TaskRunContext {
@@ -82,25 +102,63 @@ pub(crate) async fn run<R: Send + 'static>(
         run_count: 0,
     };
     let cache_key = match (spec.cache_key_fn, &call.inputs) {
-        (Some(key_fn), Some(inputs)) => key_fn(&TaskRunContext { run_count: 1, ..info.clone() }, inputs),
+        (Some(key_fn), Some(inputs)) => key_fn(
+            &TaskRunContext {
+                run_count: 1,
+                ..info.clone()
+            },
+            inputs,
+        ),
         _ => None,
     };
     let source = format!("Task run '{}'", info.name);
     let mut current = record.state.unwrap_or_else(State::pending);
 
     loop {
-        let mut proposed = if info.run_count == 0 { State::running() } else { State::retrying() };
+        let mut proposed = if info.run_count == 0 {
+            State::running()
+        } else {
+            State::retrying()
+        };
         if let Some(key) = &cache_key {
             let details = proposed.details_mut();
             details.cache_key = Some(key.clone());
             details.refresh_cache = options.refresh_cache;
         }
-        let entered = match propose_until_set(&client, RunRef { kind: RunKind::Task, id: info.id, current: Some(&current), run_count: info.run_count, retry: &retry }, proposed).await {
+        let entered = match propose_until_set(
+            client,
+            RunRef {
+                kind: RunKind::Task,
+                id: info.id,
+                current: Some(&current),
+                run_count: info.run_count,
+                retry: &retry,
+            },
+            proposed,
+        )
+        .await
+        {
             Ok(state) => state,
             Err(e) => {
-                let task = TaskRunCtx { orion: orion.clone(), flow: flow.clone(), info: info.clone(), source: source.clone() };
-                RunCtx::Task(Arc::new(task)).log(LogLevel::Error, None, format!("Could not enter Running: {e}"));
-                return finish(&orion, flow.as_deref(), Outcome::without_value(State::crashed(e.to_string())), &source, info.id).await;
+                let task = TaskRunCtx {
+                    orion: orion.clone(),
+                    flow: flow.clone(),
+                    info: info.clone(),
+                    source: source.clone(),
+                };
+                RunCtx::Task(Arc::new(task)).log(
+                    LogLevel::Error,
+                    None,
+                    format!("Could not enter Running: {e}"),
+                );
+                return finish(
+                    &orion,
+                    flow.as_deref(),
+                    Outcome::without_value(State::crashed(e.to_string())),
+                    &source,
+                    info.id,
+                )
+                .await;
             }
         };
         if entered.is_completed() {
@@ -109,39 +167,86 @@ pub(crate) async fn run<R: Send + 'static>(
                 (Some(codec), Some(data)) => (codec.decode)(data.clone()).map_err(|_| None),
                 _ => Err(None),
             };
-            let outcome = Outcome { state: entered.map_data(|_| None), value };
+            let outcome = Outcome {
+                state: entered.map_data(|_| None),
+                value,
+            };
             return finish(&orion, flow.as_deref(), outcome, &source, info.id).await;
         }
         if !entered.is_running() {
-            return finish(&orion, flow.as_deref(), Outcome::without_value(entered), &source, info.id).await;
+            return finish(
+                &orion,
+                flow.as_deref(),
+                Outcome::without_value(entered),
+                &source,
+                info.id,
+            )
+            .await;
         }
         info.run_count += 1;
         current = entered;
 
-        let ctx = Arc::new(TaskRunCtx { orion: orion.clone(), flow: flow.clone(), info: info.clone(), source: source.clone() });
+        let ctx = Arc::new(TaskRunCtx {
+            orion: orion.clone(),
+            flow: flow.clone(),
+            info: info.clone(),
+            source: source.clone(),
+        });
         let last = info.run_count > retry.retries;
         let cancel = flow.as_ref().map(|f| &*f.children);
-        let result = execute(&mut call.body, RunCtx::Task(Arc::clone(&ctx)), last, timeout, cancel).await;
+        let result = execute(
+            &mut call.body,
+            RunCtx::Task(Arc::clone(&ctx)),
+            last,
+            timeout,
+            cancel,
+        )
+        .await;
 
         let proposed = match &result {
             Ok(value) => match (call.verdict)(value) {
                 Verdict::Err(message) => State::failed(message),
-                Verdict::Unit | Verdict::Value => {
-                    completed(value, &call, cache_key.as_deref(), cache_expiration.map(|e| (client.now(), e)))
-                }
+                Verdict::Unit | Verdict::Value => completed(
+                    value,
+                    &call,
+                    cache_key.as_deref(),
+                    cache_expiration.map(|e| (client.now(), e)),
+                ),
             },
             Err(Failure::Panic(payload)) => State::failed(panic_message(payload)),
-            Err(Failure::TimedOut(d)) => State::timed_out(format!("Task run exceeded timeout of {} second(s)", d.as_secs_f64())),
-            Err(Failure::Cancelled) => State::cancelled("The parent flow run was cancelled or timed out."),
+            Err(Failure::TimedOut(d)) => State::timed_out(format!(
+                "Task run exceeded timeout of {} second(s)",
+                d.as_secs_f64()
+            )),
+            Err(Failure::Cancelled) => {
+                State::cancelled("The parent flow run was cancelled or timed out.")
+            }
         };
-        let failed_message = proposed.is_failed().then(|| proposed.message().unwrap_or_default().to_owned());
-        let state = match propose_until_set(&client, RunRef { kind: RunKind::Task, id: info.id, current: Some(&current), run_count: info.run_count, retry: &retry }, proposed).await {
+        let failed_message = proposed
+            .is_failed()
+            .then(|| proposed.message().unwrap_or_default().to_owned());
+        let state = match propose_until_set(
+            client,
+            RunRef {
+                kind: RunKind::Task,
+                id: info.id,
+                current: Some(&current),
+                run_count: info.run_count,
+                retry: &retry,
+            },
+            proposed,
+        )
+        .await
+        {
             Ok(state) => state,
             Err(e) => State::crashed(format!("could not record the task run's state: {e}")),
         };
         if state.is_scheduled() {
             // AwaitingRetry: orchestration sent the failed attempt around again.
-            let wait = state.details().scheduled_time.map_or(SignedDuration::ZERO, |at| client.now().duration_until(at));
+            let wait = state
+                .details()
+                .scheduled_time
+                .map_or(SignedDuration::ZERO, |at| client.now().duration_until(at));
             RunCtx::Task(ctx).log(
                 LogLevel::Warning,
                 None,
@@ -161,7 +266,14 @@ pub(crate) async fn run<R: Send + 'static>(
             Err(Failure::Panic(p)) => Err(Some(p)),
             Err(_) => Err(None),
         };
-        return finish(&orion, flow.as_deref(), Outcome { state, value }, &source, info.id).await;
+        return finish(
+            &orion,
+            flow.as_deref(),
+            Outcome { state, value },
+            &source,
+            info.id,
+        )
+        .await;
     }
 }
 
@@ -184,7 +296,9 @@ fn completed<R>(
             .and_then(|(now, e)| now.checked_add(SignedDuration::try_from(e).ok()?).ok()),
         ..StateDetails::default()
     };
-    State::<serde_json::Value>::completed().with_details(details).with_data(data)
+    State::<serde_json::Value>::completed()
+        .with_details(details)
+        .with_data(data)
 }
 
 /// Proposes a state, waiting as long as orchestration asks, until one is set.
@@ -213,7 +327,9 @@ async fn execute<R: Send + 'static>(
         match body {
             Body::Async(make) => {
                 let fut = make(last);
-                context::scope(ctx, CatchUnwind(fut)).await.map_err(Failure::Panic)
+                context::scope(ctx, CatchUnwind(fut))
+                    .await
+                    .map_err(Failure::Panic)
             }
             Body::Blocking(make) => {
                 let thunk = make(last);
@@ -227,7 +343,9 @@ async fn execute<R: Send + 'static>(
     };
     let timed = async {
         match timeout {
-            Some(limit) => tokio::time::timeout(limit, attempt).await.unwrap_or(Err(Failure::TimedOut(limit))),
+            Some(limit) => tokio::time::timeout(limit, attempt)
+                .await
+                .unwrap_or(Err(Failure::TimedOut(limit))),
             None => attempt.await,
         }
     };
@@ -242,10 +360,28 @@ async fn execute<R: Send + 'static>(
 }
 
 /// Logs the final state, counts the run in its flow run, writes logs out when due.
-async fn finish<R>(orion: &Orion, flow: Option<&FlowRunCtx>, outcome: Outcome<R>, source: &str, id: uuid::Uuid) -> Outcome<R> {
-    let level = if outcome.state.is_completed() { LogLevel::Info } else { LogLevel::Error };
+async fn finish<R>(
+    orion: &Orion,
+    flow: Option<&FlowRunCtx>,
+    outcome: Outcome<R>,
+    source: &str,
+    id: uuid::Uuid,
+) -> Outcome<R> {
+    let level = if outcome.state.is_completed() {
+        LogLevel::Info
+    } else {
+        LogLevel::Error
+    };
     let flow_run_id = flow.map(|f| f.info.id);
-    context::emit(orion, level, "orion.task_runs".into(), source, format!("Finished in state {}", outcome.state), flow_run_id, Some(id));
+    context::emit(
+        orion,
+        level,
+        "orion.task_runs".into(),
+        source,
+        format!("Finished in state {}", outcome.state),
+        flow_run_id,
+        Some(id),
+    );
     match flow {
         Some(f) => {
             f.children.record(outcome.state.is_completed());
@@ -256,10 +392,14 @@ async fn finish<R>(orion: &Orion, flow: Option<&FlowRunCtx>, outcome: Outcome<R>
     outcome
 }
 
-pub(crate) fn dynamic_key_for(flow: Option<&FlowRunCtx>, spec: &'static super::task_call::TaskSpec) -> u32 {
+pub(crate) fn dynamic_key_for(
+    flow: Option<&FlowRunCtx>,
+    spec: &'static super::task_call::TaskSpec,
+) -> u32 {
     match flow {
         Some(f) => f.next_dynamic_key(std::ptr::from_ref(spec) as usize),
-        None => spec.standalone_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        None => spec
+            .standalone_calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     }
 }
-

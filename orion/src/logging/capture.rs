@@ -12,7 +12,6 @@ use tracing_core::span::{Attributes, Current, Id, Record};
 use tracing_core::subscriber::Interest;
 use tracing_core::{Dispatch, Event, Level, LevelFilter, Metadata, Subscriber};
 
-
 use crate::engine::context;
 use crate::store::LogLevel;
 
@@ -50,7 +49,11 @@ fn wanted(meta: &Metadata<'_>) -> bool {
 impl Subscriber for Capture {
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
         let inner = self.inner.register_callsite(meta);
-        if meta.is_event() { Interest::sometimes() } else { inner }
+        if meta.is_event() {
+            Interest::sometimes()
+        } else {
+            inner
+        }
     }
 
     fn enabled(&self, meta: &Metadata<'_>) -> bool {

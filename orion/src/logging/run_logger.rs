@@ -24,13 +24,17 @@ pub struct RunLogger {
 
 impl std::fmt::Debug for RunLogger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunLogger").field("in_run", &self.ctx.is_some()).finish()
+        f.debug_struct("RunLogger")
+            .field("in_run", &self.ctx.is_some())
+            .finish()
     }
 }
 
 /// The logger of the run this code executes in.
 pub fn get_run_logger() -> RunLogger {
-    RunLogger { ctx: context::current() }
+    RunLogger {
+        ctx: context::current(),
+    }
 }
 
 impl RunLogger {

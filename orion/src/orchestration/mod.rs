@@ -86,7 +86,10 @@ pub fn decide(current: Option<&State>, proposed: &State, ctx: &Proposal<'_>) -> 
         // A second claim of a run that is already claimed or running is refused, so two
         // workers can never both run it.
         StateType::Pending if matches!(from, Some(StateType::Pending | StateType::Running)) => {
-            Decision::Abort(format!("run is already {}", from.map_or("", StateType::name)))
+            Decision::Abort(format!(
+                "run is already {}",
+                from.map_or("", StateType::name)
+            ))
         }
         StateType::Running => running(current, proposed, ctx),
         StateType::Failed => failed(proposed, ctx),
@@ -115,7 +118,10 @@ fn running(current: Option<&State>, proposed: &State, ctx: &Proposal<'_>) -> Dec
     if let Some(cached) = ctx.cached {
         let d = proposed.details();
         if d.cache_key.is_some() && !d.refresh_cache && cached.is_completed() {
-            let valid = cached.details().cache_expiration.is_none_or(|exp| exp > ctx.now);
+            let valid = cached
+                .details()
+                .cache_expiration
+                .is_none_or(|exp| exp > ctx.now);
             if valid {
                 let mut state = State::cached().with_details(cached.details().clone());
                 if let Some(data) = cached.data() {
@@ -133,7 +139,8 @@ fn failed(proposed: &State, ctx: &Proposal<'_>) -> Decision {
     if ctx.run_count >= 1 && ctx.run_count <= ctx.retry.retries {
         let delay = ctx.retry.delay.for_attempt(ctx.run_count - 1);
         let jitter = ctx.retry.jitter_factor.unwrap_or(0.0).max(0.0) * ctx.random;
-        let delay = Duration::try_from_secs_f64(delay.as_secs_f64() * (1.0 + jitter)).unwrap_or(Duration::MAX);
+        let delay = Duration::try_from_secs_f64(delay.as_secs_f64() * (1.0 + jitter))
+            .unwrap_or(Duration::MAX);
         let at = ctx
             .now
             .checked_add(jiff::SignedDuration::try_from(delay).unwrap_or(jiff::SignedDuration::MAX))

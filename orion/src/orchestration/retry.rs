@@ -1,10 +1,10 @@
 use std::borrow::Cow;
+use std::time::Duration;
 
 /// How long to wait before each retry: Prefect's `retry_delay_seconds`.
 ///
 /// ```
-/// use std::borrow::Cow;
-use std::time::Duration;
+/// use std::time::Duration;
 /// use orion::RetryDelay;
 ///
 /// let backoff = RetryDelay::Exponential { base_seconds: 10.0 };

@@ -206,7 +206,11 @@ impl<T> State<T> {
     /// Replaces the details.
     #[must_use]
     pub fn with_details(mut self, details: StateDetails) -> Self {
-        self.details = if details == StateDetails::default() { None } else { Some(Box::new(details)) };
+        self.details = if details == StateDetails::default() {
+            None
+        } else {
+            Some(Box::new(details))
+        };
         self
     }
 
@@ -324,7 +328,9 @@ impl<T> State<T> {
                 return Ok(*data);
             }
         }
-        Err(crate::Error::Run { state: self.without_data() })
+        Err(crate::Error::Run {
+            state: self.without_data(),
+        })
     }
 }
 

@@ -145,7 +145,9 @@ impl FlowRunFilter {
             && (self.state_names.is_empty()
                 || state.is_some_and(|s| self.state_names.iter().any(|n| n == s.name())))
             && self.tags.iter().all(|t| run.tags.contains(t))
-            && self.parent_task_run_id.is_none_or(|p| run.parent_task_run_id == Some(p))
+            && self
+                .parent_task_run_id
+                .is_none_or(|p| run.parent_task_run_id == Some(p))
             && self.created_after.is_none_or(|t| run.created >= t)
             && self.created_before.is_none_or(|t| run.created < t)
             && self
@@ -162,7 +164,12 @@ impl FlowRunFilter {
             Sort::CreatedAsc => runs.sort_by_key(|r| (r.created, r.id)),
             Sort::CreatedDesc => runs.sort_by_key(|r| std::cmp::Reverse((r.created, r.id))),
             Sort::ExpectedStartAsc => runs.sort_by_key(|r| {
-                (r.expected_start_time.is_none(), r.expected_start_time, r.created, r.id)
+                (
+                    r.expected_start_time.is_none(),
+                    r.expected_start_time,
+                    r.created,
+                    r.id,
+                )
             }),
         }
         page(runs, self.offset, self.limit)
@@ -225,16 +232,25 @@ impl TaskRunFilter {
 
     /// Whether `run` passes every condition except paging.
     pub fn matches(&self, run: &TaskRun) -> bool {
-        self.flow_run_id.is_none_or(|id| run.flow_run_id == Some(id))
+        self.flow_run_id
+            .is_none_or(|id| run.flow_run_id == Some(id))
             && (self.state_types.is_empty()
-                || run.state.as_ref().is_some_and(|s| self.state_types.contains(&s.state_type())))
-            && self.name_prefix.as_deref().is_none_or(|p| run.name.starts_with(p))
+                || run
+                    .state
+                    .as_ref()
+                    .is_some_and(|s| self.state_types.contains(&s.state_type())))
+            && self
+                .name_prefix
+                .as_deref()
+                .is_none_or(|p| run.name.starts_with(p))
     }
 
     /// Sorts and pages `runs` that already passed [`TaskRunFilter::matches`].
     pub fn finish(&self, mut runs: Vec<TaskRun>) -> Vec<TaskRun> {
         match self.sort {
-            Sort::CreatedDesc => runs.sort_by_key(|r| std::cmp::Reverse((r.created, r.dynamic_key))),
+            Sort::CreatedDesc => {
+                runs.sort_by_key(|r| std::cmp::Reverse((r.created, r.dynamic_key)))
+            }
             _ => runs.sort_by_key(|r| (r.created, r.dynamic_key)),
         }
         page(runs, self.offset, self.limit)
@@ -281,12 +297,19 @@ impl LogFilter {
 
     /// Whether `log` passes.
     pub fn matches(&self, log: &LogRecord) -> bool {
-        self.flow_run_id.is_none_or(|id| log.flow_run_id == Some(id))
-            && self.task_run_id.is_none_or(|id| log.task_run_id == Some(id))
+        self.flow_run_id
+            .is_none_or(|id| log.flow_run_id == Some(id))
+            && self
+                .task_run_id
+                .is_none_or(|id| log.task_run_id == Some(id))
             && self.min_level.is_none_or(|l| log.level >= l)
     }
 }
 
 fn page<T>(items: Vec<T>, offset: usize, limit: Option<usize>) -> Vec<T> {
-    items.into_iter().skip(offset).take(limit.unwrap_or(usize::MAX)).collect()
+    items
+        .into_iter()
+        .skip(offset)
+        .take(limit.unwrap_or(usize::MAX))
+        .collect()
 }

@@ -42,15 +42,31 @@ struct Entry<R> {
 /// The fields a state write updates on either kind of run.
 pub(crate) trait RunTimes {
     fn state_slot(&mut self) -> &mut Option<State>;
-    fn times(&mut self) -> (&mut u32, &mut Option<jiff::Timestamp>, &mut Option<jiff::Timestamp>);
+    fn times(
+        &mut self,
+    ) -> (
+        &mut u32,
+        &mut Option<jiff::Timestamp>,
+        &mut Option<jiff::Timestamp>,
+    );
 }
 
 impl RunTimes for FlowRun {
     fn state_slot(&mut self) -> &mut Option<State> {
         &mut self.state
     }
-    fn times(&mut self) -> (&mut u32, &mut Option<jiff::Timestamp>, &mut Option<jiff::Timestamp>) {
-        (&mut self.run_count, &mut self.start_time, &mut self.end_time)
+    fn times(
+        &mut self,
+    ) -> (
+        &mut u32,
+        &mut Option<jiff::Timestamp>,
+        &mut Option<jiff::Timestamp>,
+    ) {
+        (
+            &mut self.run_count,
+            &mut self.start_time,
+            &mut self.end_time,
+        )
     }
 }
 
@@ -58,8 +74,18 @@ impl RunTimes for TaskRun {
     fn state_slot(&mut self) -> &mut Option<State> {
         &mut self.state
     }
-    fn times(&mut self) -> (&mut u32, &mut Option<jiff::Timestamp>, &mut Option<jiff::Timestamp>) {
-        (&mut self.run_count, &mut self.start_time, &mut self.end_time)
+    fn times(
+        &mut self,
+    ) -> (
+        &mut u32,
+        &mut Option<jiff::Timestamp>,
+        &mut Option<jiff::Timestamp>,
+    ) {
+        (
+            &mut self.run_count,
+            &mut self.start_time,
+            &mut self.end_time,
+        )
     }
 }
 
@@ -83,7 +109,10 @@ impl<R: RunTimes + Clone> Entry<R> {
             record_state_times(&mut run, &first);
             *run.state_slot() = Some(first);
         }
-        Box::new(Entry { run, earlier: Vec::new() })
+        Box::new(Entry {
+            run,
+            earlier: Vec::new(),
+        })
     }
 
     fn snapshot(&self) -> R {
@@ -99,7 +128,9 @@ impl<R: RunTimes + Clone> Entry<R> {
     fn set_state(&mut self, expected: Option<Uuid>, state: State) -> SetState {
         let current = self.run.state_slot();
         if current.as_ref().map(State::id) != expected {
-            return SetState::Conflict { current: current.clone() };
+            return SetState::Conflict {
+                current: current.clone(),
+            };
         }
         let done = state.is_final();
         if let Some(previous) = current.replace(strip(state)) {
@@ -120,7 +151,11 @@ impl<R: RunTimes + Clone> Entry<R> {
 
 /// The history keeps no result data: results live in the cache index only.
 fn strip(state: State) -> State {
-    if state.data().is_some() { state.map_data(|_| None) } else { state }
+    if state.data().is_some() {
+        state.map_data(|_| None)
+    } else {
+        state
+    }
 }
 
 impl MemoryStore {
@@ -158,7 +193,10 @@ impl Store for MemoryStore {
 
     fn read_flow_by_name<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Flow>> {
         let inner = self.lock();
-        ready(Ok(inner.flow_ids_by_name.get(name).map(|id| inner.flows[id].clone())))
+        ready(Ok(inner
+            .flow_ids_by_name
+            .get(name)
+            .map(|id| inner.flows[id].clone())))
     }
 
     fn read_flows(&self) -> StoreFuture<'_, Vec<Flow>> {
@@ -170,10 +208,16 @@ impl Store for MemoryStore {
     fn create_flow_run(&self, run: FlowRun) -> StoreFuture<'_, FlowRun> {
         let mut inner = self.lock();
         if !inner.flows.contains_key(&run.flow_id) {
-            return ready(Err(StoreError::NotFound { what: "flow", id: run.flow_id }));
+            return ready(Err(StoreError::NotFound {
+                what: "flow",
+                id: run.flow_id,
+            }));
         }
         if inner.flow_runs.contains_key(&run.id) {
-            return ready(Err(StoreError::AlreadyExists { what: "flow run", key: run.id.to_string() }));
+            return ready(Err(StoreError::AlreadyExists {
+                what: "flow run",
+                key: run.id.to_string(),
+            }));
         }
         let entry = Entry::new(run);
         let snapshot = entry.snapshot();
@@ -205,14 +249,20 @@ impl Store for MemoryStore {
         let mut inner = self.lock();
         ready(match inner.flow_runs.get_mut(&id) {
             Some(entry) => Ok(entry.set_state(expected, state)),
-            None => Err(StoreError::NotFound { what: "flow run", id }),
+            None => Err(StoreError::NotFound {
+                what: "flow run",
+                id,
+            }),
         })
     }
 
     fn read_flow_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
         ready(match self.lock().flow_runs.get_mut(&id) {
             Some(entry) => Ok(entry.history()),
-            None => Err(StoreError::NotFound { what: "flow run", id }),
+            None => Err(StoreError::NotFound {
+                what: "flow run",
+                id,
+            }),
         })
     }
 
@@ -220,15 +270,25 @@ impl Store for MemoryStore {
         let mut inner = self.lock();
         if let Some(flow_run_id) = run.flow_run_id {
             if !inner.flow_runs.contains_key(&flow_run_id) {
-                return ready(Err(StoreError::NotFound { what: "flow run", id: flow_run_id }));
+                return ready(Err(StoreError::NotFound {
+                    what: "flow run",
+                    id: flow_run_id,
+                }));
             }
         }
         if inner.task_runs.contains_key(&run.id) {
-            return ready(Err(StoreError::AlreadyExists { what: "task run", key: run.id.to_string() }));
+            return ready(Err(StoreError::AlreadyExists {
+                what: "task run",
+                key: run.id.to_string(),
+            }));
         }
         let entry = Entry::new(run);
         let snapshot = entry.snapshot();
-        inner.task_runs_by_flow_run.entry(snapshot.flow_run_id).or_default().push(snapshot.id);
+        inner
+            .task_runs_by_flow_run
+            .entry(snapshot.flow_run_id)
+            .or_default()
+            .push(snapshot.id);
         inner.task_runs.insert(snapshot.id, entry);
         ready(Ok(snapshot))
     }
@@ -248,7 +308,12 @@ impl Store for MemoryStore {
                 .map(|tid| inner.task_runs[tid].snapshot())
                 .filter(|r| filter.matches(r))
                 .collect(),
-            None => inner.task_runs.values().map(|e| e.snapshot()).filter(|r| filter.matches(r)).collect(),
+            None => inner
+                .task_runs
+                .values()
+                .map(|e| e.snapshot())
+                .filter(|r| filter.matches(r))
+                .collect(),
         };
         ready(Ok(filter.finish(runs)))
     }
@@ -271,7 +336,12 @@ impl Store for MemoryStore {
                 }
                 entry.set_state(expected, state)
             }
-            None => return ready(Err(StoreError::NotFound { what: "task run", id })),
+            None => {
+                return ready(Err(StoreError::NotFound {
+                    what: "task run",
+                    id,
+                }));
+            }
         };
         if result == SetState::Written {
             if let Some((key, state)) = cache_entry {
@@ -284,7 +354,10 @@ impl Store for MemoryStore {
     fn read_task_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
         ready(match self.lock().task_runs.get_mut(&id) {
             Some(entry) => Ok(entry.history()),
-            None => Err(StoreError::NotFound { what: "task run", id }),
+            None => Err(StoreError::NotFound {
+                what: "task run",
+                id,
+            }),
         })
     }
 
@@ -295,7 +368,11 @@ impl Store for MemoryStore {
     fn write_logs(&self, logs: Vec<LogRecord>) -> StoreFuture<'_, ()> {
         let mut inner = self.lock();
         for log in logs {
-            inner.logs_by_flow_run.entry(log.flow_run_id).or_default().push(log);
+            inner
+                .logs_by_flow_run
+                .entry(log.flow_run_id)
+                .or_default()
+                .push(log);
         }
         ready(Ok(()))
     }

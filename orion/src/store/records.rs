@@ -24,7 +24,11 @@ pub struct Flow {
 impl Flow {
     /// A new flow record with a fresh id.
     pub fn new(name: impl Into<String>) -> Self {
-        Flow { id: crate::ids::new_id(), name: name.into(), created: Timestamp::now() }
+        Flow {
+            id: crate::ids::new_id(),
+            name: name.into(),
+            created: Timestamp::now(),
+        }
     }
 }
 

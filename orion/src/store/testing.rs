@@ -3,7 +3,10 @@
 //! A backend's tests call [`run_all`] with a fresh store; each check panics with a message
 //! naming the broken rule.
 
-use super::{Flow, FlowRun, FlowRunFilter, LogFilter, LogLevel, LogRecord, SetState, Sort, Store, StoreError, TaskRun, TaskRunFilter};
+use super::{
+    Flow, FlowRun, FlowRunFilter, LogFilter, LogLevel, LogRecord, SetState, Sort, Store,
+    StoreError, TaskRun, TaskRunFilter,
+};
 use crate::state::{State, StateType};
 
 /// Runs every check against stores made by `make`, one fresh store per check.
@@ -21,10 +24,19 @@ pub async fn run_all<S: Store, F: Fn() -> S>(make: F) {
 pub async fn flows_are_unique_by_name(store: &dyn Store) {
     let first = store.upsert_flow(Flow::new("etl")).await.unwrap();
     let second = store.upsert_flow(Flow::new("etl")).await.unwrap();
-    assert_eq!(first.id, second.id, "upsert_flow must return the existing flow");
+    assert_eq!(
+        first.id, second.id,
+        "upsert_flow must return the existing flow"
+    );
     assert_eq!(store.read_flows().await.unwrap().len(), 1);
-    assert_eq!(store.read_flow_by_name("etl").await.unwrap().map(|f| f.id), Some(first.id));
-    assert_eq!(store.read_flow(first.id).await.unwrap().map(|f| f.name), Some("etl".into()));
+    assert_eq!(
+        store.read_flow_by_name("etl").await.unwrap().map(|f| f.id),
+        Some(first.id)
+    );
+    assert_eq!(
+        store.read_flow(first.id).await.unwrap().map(|f| f.name),
+        Some("etl".into())
+    );
 }
 
 /// A run's states are kept in order; its current state is the last; times follow states.
@@ -36,15 +48,40 @@ pub async fn runs_keep_state_history(store: &dyn Store) {
     let run = store.create_flow_run(run).await.unwrap();
     assert_eq!(run.state.as_ref().map(State::id), Some(pending.id()));
     let running = State::running();
-    assert_eq!(store.set_flow_run_state(run.id, Some(pending.id()), running.clone()).await.unwrap(), SetState::Written);
+    assert_eq!(
+        store
+            .set_flow_run_state(run.id, Some(pending.id()), running.clone())
+            .await
+            .unwrap(),
+        SetState::Written
+    );
     let done = State::completed().with_message("All states completed.");
-    assert_eq!(store.set_flow_run_state(run.id, Some(running.id()), done.clone()).await.unwrap(), SetState::Written);
+    assert_eq!(
+        store
+            .set_flow_run_state(run.id, Some(running.id()), done.clone())
+            .await
+            .unwrap(),
+        SetState::Written
+    );
     let read = store.read_flow_run(run.id).await.unwrap().unwrap();
-    assert_eq!(read.state.as_ref().map(State::id), Some(done.id()), "current state is the last written");
+    assert_eq!(
+        read.state.as_ref().map(State::id),
+        Some(done.id()),
+        "current state is the last written"
+    );
     assert_eq!(read.run_count, 1, "entering Running counts a run");
     assert!(read.start_time.is_some() && read.end_time.is_some());
-    let types: Vec<StateType> = store.read_flow_run_states(run.id).await.unwrap().iter().map(State::state_type).collect();
-    assert_eq!(types, [StateType::Pending, StateType::Running, StateType::Completed]);
+    let types: Vec<StateType> = store
+        .read_flow_run_states(run.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(State::state_type)
+        .collect();
+    assert_eq!(
+        types,
+        [StateType::Pending, StateType::Running, StateType::Completed]
+    );
 }
 
 /// A write naming a state that is no longer current changes nothing and reports the real one.
@@ -55,11 +92,32 @@ pub async fn compare_and_set_refuses_stale_writes(store: &dyn Store) {
     run.state = Some(pending.clone());
     let run = store.create_flow_run(run).await.unwrap();
     let claim = State::running();
-    assert_eq!(store.set_flow_run_state(run.id, Some(pending.id()), claim.clone()).await.unwrap(), SetState::Written);
-    let stale = store.set_flow_run_state(run.id, Some(pending.id()), State::running()).await.unwrap();
-    assert_eq!(stale, SetState::Conflict { current: Some(claim.clone()) }, "a stale compare-and-set must fail");
-    let none = store.set_flow_run_state(run.id, None, State::running()).await.unwrap();
-    assert!(matches!(none, SetState::Conflict { .. }), "expecting no state on a run that has one must fail");
+    assert_eq!(
+        store
+            .set_flow_run_state(run.id, Some(pending.id()), claim.clone())
+            .await
+            .unwrap(),
+        SetState::Written
+    );
+    let stale = store
+        .set_flow_run_state(run.id, Some(pending.id()), State::running())
+        .await
+        .unwrap();
+    assert_eq!(
+        stale,
+        SetState::Conflict {
+            current: Some(claim.clone())
+        },
+        "a stale compare-and-set must fail"
+    );
+    let none = store
+        .set_flow_run_state(run.id, None, State::running())
+        .await
+        .unwrap();
+    assert!(
+        matches!(none, SetState::Conflict { .. }),
+        "expecting no state on a run that has one must fail"
+    );
     assert_eq!(store.read_flow_run_states(run.id).await.unwrap().len(), 2);
 }
 
@@ -73,26 +131,54 @@ pub async fn filters_and_sorting(store: &dyn Store) {
         let mut run = FlowRun::new(flow, format!("run-{i}"));
         run.created = base + jiff::SignedDuration::from_secs(i * 60);
         run.tags = if i < 3 { vec!["early".into()] } else { vec![] };
-        run.state = Some(if i == 5 { State::failed("x") } else { State::completed() });
+        run.state = Some(if i == 5 {
+            State::failed("x")
+        } else {
+            State::completed()
+        });
         store.create_flow_run(run).await.unwrap();
     }
     let names = |runs: Vec<FlowRun>| runs.into_iter().map(|r| r.name).collect::<Vec<_>>();
-    let of_a = store.read_flow_runs(&FlowRunFilter::new().flow_name("a")).await.unwrap();
+    let of_a = store
+        .read_flow_runs(&FlowRunFilter::new().flow_name("a"))
+        .await
+        .unwrap();
     assert_eq!(names(of_a), ["run-0", "run-2", "run-4"]);
-    let failed = store.read_flow_runs(&FlowRunFilter::new().state_types([StateType::Failed])).await.unwrap();
+    let failed = store
+        .read_flow_runs(&FlowRunFilter::new().state_types([StateType::Failed]))
+        .await
+        .unwrap();
     assert_eq!(names(failed), ["run-5"]);
-    let early = store.read_flow_runs(&FlowRunFilter::new().tags(["early"])).await.unwrap();
+    let early = store
+        .read_flow_runs(&FlowRunFilter::new().tags(["early"]))
+        .await
+        .unwrap();
     assert_eq!(names(early), ["run-0", "run-1", "run-2"]);
-    let window = FlowRunFilter::new().created_between(Some(base + jiff::SignedDuration::from_secs(60)), Some(base + jiff::SignedDuration::from_secs(180)));
-    assert_eq!(names(store.read_flow_runs(&window).await.unwrap()), ["run-1", "run-2"]);
-    let newest = FlowRunFilter::new().sort(Sort::CreatedDesc).offset(1).limit(2);
-    assert_eq!(names(store.read_flow_runs(&newest).await.unwrap()), ["run-4", "run-3"]);
+    let window = FlowRunFilter::new().created_between(
+        Some(base + jiff::SignedDuration::from_secs(60)),
+        Some(base + jiff::SignedDuration::from_secs(180)),
+    );
+    assert_eq!(
+        names(store.read_flow_runs(&window).await.unwrap()),
+        ["run-1", "run-2"]
+    );
+    let newest = FlowRunFilter::new()
+        .sort(Sort::CreatedDesc)
+        .offset(1)
+        .limit(2);
+    assert_eq!(
+        names(store.read_flow_runs(&newest).await.unwrap()),
+        ["run-4", "run-3"]
+    );
 }
 
 /// Task runs belong to flow runs; Completed states with a cache key and data are cached.
 pub async fn task_runs_and_cache(store: &dyn Store) {
     let flow = store.upsert_flow(Flow::new("f")).await.unwrap();
-    let parent = store.create_flow_run(FlowRun::new(&flow, "p")).await.unwrap();
+    let parent = store
+        .create_flow_run(FlowRun::new(&flow, "p"))
+        .await
+        .unwrap();
     let mut ids = Vec::new();
     for i in 0..3 {
         let mut t = TaskRun::new(format!("t-0000000{i}-{i}"), "t-00000000".into(), i);
@@ -102,21 +188,43 @@ pub async fn task_runs_and_cache(store: &dyn Store) {
         let t = store.create_task_run(t).await.unwrap();
         ids.push((t.id, pending));
     }
-    store.create_task_run(TaskRun::new("standalone", "s".into(), 0)).await.unwrap();
-    let of_parent = store.read_task_runs(&TaskRunFilter::new().flow_run_id(parent.id)).await.unwrap();
+    store
+        .create_task_run(TaskRun::new("standalone", "s".into(), 0))
+        .await
+        .unwrap();
+    let of_parent = store
+        .read_task_runs(&TaskRunFilter::new().flow_run_id(parent.id))
+        .await
+        .unwrap();
     assert_eq!(of_parent.len(), 3);
-    assert_eq!(of_parent.iter().map(|t| t.dynamic_key).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(
+        of_parent.iter().map(|t| t.dynamic_key).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
 
     let (id, pending) = &ids[0];
     let mut cached = State::completed().with_data(serde_json::json!({"answer": 42}));
     cached.details_mut().cache_key = Some("key-1".into());
-    assert_eq!(store.set_task_run_state(*id, Some(pending.id()), cached.clone()).await.unwrap(), SetState::Written);
-    let hit = store.read_cached_state("key-1").await.unwrap().expect("a cached state");
+    assert_eq!(
+        store
+            .set_task_run_state(*id, Some(pending.id()), cached.clone())
+            .await
+            .unwrap(),
+        SetState::Written
+    );
+    let hit = store
+        .read_cached_state("key-1")
+        .await
+        .unwrap()
+        .expect("a cached state");
     assert_eq!(hit.data(), Some(&serde_json::json!({"answer": 42})));
     assert!(store.read_cached_state("other").await.unwrap().is_none());
     let history = store.read_task_run_states(*id).await.unwrap();
     assert_eq!(history.len(), 2);
-    let done = store.read_task_runs(&TaskRunFilter::new().state_types([StateType::Completed])).await.unwrap();
+    let done = store
+        .read_task_runs(&TaskRunFilter::new().state_types([StateType::Completed]))
+        .await
+        .unwrap();
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].cache_key.as_deref(), Some("key-1"));
 }
@@ -124,7 +232,10 @@ pub async fn task_runs_and_cache(store: &dyn Store) {
 /// Logs are read back per flow run and per task run, oldest first, by level.
 pub async fn logs_by_run(store: &dyn Store) {
     let flow = store.upsert_flow(Flow::new("f")).await.unwrap();
-    let run = store.create_flow_run(FlowRun::new(&flow, "p")).await.unwrap();
+    let run = store
+        .create_flow_run(FlowRun::new(&flow, "p"))
+        .await
+        .unwrap();
     let task = crate::ids::new_id();
     let at: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
     let log = |i: i64, level, task_run_id| LogRecord {
@@ -135,26 +246,70 @@ pub async fn logs_by_run(store: &dyn Store) {
         flow_run_id: Some(run.id),
         task_run_id,
     };
-    store.write_logs(vec![log(2, LogLevel::Error, Some(task)), log(1, LogLevel::Info, None)]).await.unwrap();
-    store.write_logs(vec![log(3, LogLevel::Debug, None)]).await.unwrap();
-    let all = store.read_logs(&LogFilter::new().flow_run_id(run.id)).await.unwrap();
-    assert_eq!(all.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), ["line 1", "line 2", "line 3"]);
-    let of_task = store.read_logs(&LogFilter::new().task_run_id(task)).await.unwrap();
+    store
+        .write_logs(vec![
+            log(2, LogLevel::Error, Some(task)),
+            log(1, LogLevel::Info, None),
+        ])
+        .await
+        .unwrap();
+    store
+        .write_logs(vec![log(3, LogLevel::Debug, None)])
+        .await
+        .unwrap();
+    let all = store
+        .read_logs(&LogFilter::new().flow_run_id(run.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(),
+        ["line 1", "line 2", "line 3"]
+    );
+    let of_task = store
+        .read_logs(&LogFilter::new().task_run_id(task))
+        .await
+        .unwrap();
     assert_eq!(of_task.len(), 1);
-    let loud = store.read_logs(&LogFilter::new().flow_run_id(run.id).min_level(LogLevel::Info)).await.unwrap();
+    let loud = store
+        .read_logs(
+            &LogFilter::new()
+                .flow_run_id(run.id)
+                .min_level(LogLevel::Info),
+        )
+        .await
+        .unwrap();
     assert_eq!(loud.len(), 2);
 }
 
 /// Writing to runs that do not exist is an error, not a silent no-op.
 pub async fn missing_records_are_errors(store: &dyn Store) {
     let ghost = crate::ids::new_id();
-    assert!(matches!(store.set_flow_run_state(ghost, None, State::running()).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.set_task_run_state(ghost, None, State::running()).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.read_flow_run_states(ghost).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store
+            .set_flow_run_state(ghost, None, State::running())
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .set_task_run_state(ghost, None, State::running())
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.read_flow_run_states(ghost).await,
+        Err(StoreError::NotFound { .. })
+    ));
     let flow = Flow::new("never-stored");
-    assert!(matches!(store.create_flow_run(FlowRun::new(&flow, "x")).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.create_flow_run(FlowRun::new(&flow, "x")).await,
+        Err(StoreError::NotFound { .. })
+    ));
     let mut orphan = TaskRun::new("t", "t".into(), 0);
     orphan.flow_run_id = Some(ghost);
-    assert!(matches!(store.create_task_run(orphan).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.create_task_run(orphan).await,
+        Err(StoreError::NotFound { .. })
+    ));
     assert!(store.read_flow_run(ghost).await.unwrap().is_none());
 }

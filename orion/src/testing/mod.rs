@@ -71,7 +71,10 @@ impl<R> FlowRunReport<R> {
     /// The task runs whose name starts with `task_name`.
     pub fn task_runs_of(&self, task_name: &str) -> Vec<&TaskRun> {
         let prefix = format!("{task_name}-");
-        self.task_runs.iter().filter(|t| t.name.starts_with(&prefix)).collect()
+        self.task_runs
+            .iter()
+            .filter(|t| t.name.starts_with(&prefix))
+            .collect()
     }
 }
 
@@ -81,7 +84,9 @@ impl TestHarness {
     /// expirations pass in virtual time.
     pub fn new() -> Self {
         let store = std::sync::Arc::new(crate::store::MemoryStore::new());
-        TestHarness { orion: Orion::with_store_and_clock(store, crate::Clock::tokio()) }
+        TestHarness {
+            orion: Orion::with_store_and_clock(store, crate::Clock::tokio()),
+        }
     }
 
     /// The runtime.
@@ -105,25 +110,43 @@ impl TestHarness {
     ///
     /// When the store cannot be read, or the flow run cannot be found afterwards (for
     /// example, it could not be created).
-    pub async fn run<R: Send + 'static, M: 'static>(&self, call: FlowCall<R, M>) -> Result<FlowRunReport<R>> {
+    pub async fn run<R: Send + 'static, M: 'static>(
+        &self,
+        call: FlowCall<R, M>,
+    ) -> Result<FlowRunReport<R>> {
         let flow_name = call.flow_name();
         let state = call.on(&self.orion).return_state().await;
         let client = self.client();
         let flow_run = match state.details().flow_run_id {
             Some(id) => client.read_flow_run(id).await?,
             None => client
-                .read_flow_runs(&FlowRunFilter::new().flow_name(flow_name).sort(Sort::CreatedDesc).limit(1))
+                .read_flow_runs(
+                    &FlowRunFilter::new()
+                        .flow_name(flow_name)
+                        .sort(Sort::CreatedDesc)
+                        .limit(1),
+                )
                 .await?
                 .pop(),
         };
-        let flow_run = flow_run.ok_or_else(|| Error::Run { state: state.without_data() })?;
+        let flow_run = flow_run.ok_or_else(|| Error::Run {
+            state: state.without_data(),
+        })?;
         let task_runs = client.read_task_runs_of(flow_run.id).await?;
         let mut subflow_runs = Vec::new();
         for task in &task_runs {
             let filter = FlowRunFilter::new().parent_task_run_id(task.id);
             subflow_runs.extend(client.read_flow_runs(&filter).await?);
         }
-        let logs = client.read_logs(&LogFilter::new().flow_run_id(flow_run.id)).await?;
-        Ok(FlowRunReport { state, flow_run, task_runs, subflow_runs, logs })
+        let logs = client
+            .read_logs(&LogFilter::new().flow_run_id(flow_run.id))
+            .await?;
+        Ok(FlowRunReport {
+            state,
+            flow_run,
+            task_runs,
+            subflow_runs,
+            logs,
+        })
     }
 }
