@@ -8,11 +8,16 @@ mod ids;
 mod orchestration;
 mod runtime;
 mod state;
+mod yaml;
 
 pub mod logging;
 pub mod registry;
+pub mod schedule;
 pub mod store;
 pub mod testing;
+
+#[cfg(feature = "cli")]
+pub mod cli;
 
 #[doc(hidden)]
 #[path = "private.rs"]

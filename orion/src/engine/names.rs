@@ -635,3 +635,29 @@ pub(crate) const ANIMALS: &[&str] = &[
     "yak",
     "zebra",
 ];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn word_lists_are_large_unique_and_plain() {
+        for list in [ADJECTIVES, ANIMALS] {
+            assert!(list.len() >= 250, "only {} words", list.len());
+            let unique: HashSet<_> = list.iter().collect();
+            assert_eq!(unique.len(), list.len(), "duplicate words");
+            assert!(list.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase())));
+        }
+    }
+
+    #[test]
+    fn slugs_join_an_adjective_and_an_animal() {
+        for _ in 0..100 {
+            let slug = random_slug();
+            let (adjective, animal) = slug.split_once('-').unwrap();
+            assert!(ADJECTIVES.contains(&adjective) && ANIMALS.contains(&animal), "{slug}");
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The `orion` command-line program.
+
+fn main() -> std::process::ExitCode {
+    orion::cli::main()
+}

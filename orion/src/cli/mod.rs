@@ -1,0 +1,58 @@
+//! The `orion` command-line program (feature `cli`): thin commands over the library.
+//!
+//! ```text
+//! orion schedule preview '{cron: "0 9 * * MON-FRI", timezone: Europe/Berlin}' --start 2026-03-27T00:00:00+01:00 -n 3
+//! ```
+
+mod schedule;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "orion", version, about = "Workflow orchestration for Rust programs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with schedules.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
+}
+
+/// Runs the program on the process's arguments; the exit code is 0 on success, 2 for bad
+/// input.
+pub fn main() -> ExitCode {
+    run(std::env::args_os(), &mut std::io::stdout(), &mut std::io::stderr())
+}
+
+/// Runs the program on `args`, writing to `out` and `err`.
+pub fn run<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = if e.use_stderr() { write!(err, "{e}") } else { write!(out, "{e}") };
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Schedule(cmd) => schedule::run(cmd, out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            let _ = writeln!(err, "error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

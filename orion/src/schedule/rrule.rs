@@ -1,0 +1,249 @@
+//! `RRuleSchedule`: RFC 5545 recurrence rules, evaluated on the wall clock.
+
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, Zoned};
+use rrule::RRuleSet;
+
+use super::zone::{WallClockDates, in_zone, parse_zone};
+use super::ScheduleError;
+
+/// The longest rule text accepted, as Prefect limits it.
+pub const MAX_RRULE_LENGTH: usize = 6_500;
+
+/// Fires at the dates an RFC 5545 recurrence rule (or set of rules) names, in the schedule's
+/// time zone.
+///
+/// The text holds an `RRULE` (the `RRULE:` prefix may be left out), optionally with
+/// `DTSTART`, more `RRULE`s, `EXRULE`, `RDATE` and `EXDATE` lines. The digits of `DTSTART`,
+/// `UNTIL`, `RDATE` and `EXDATE` are read as wall-clock times in the schedule's time zone
+/// (a `Z` or `TZID=` on them is ignored, as Prefect does); without `DTSTART` the rule starts
+/// at 2020-01-01 00:00. Wall-clock times resolve as for every schedule: a repeated time means
+/// its first occurrence, a skipped one fires just after the gap.
+///
+/// ```
+/// use orion::schedule::{RRuleSchedule, Schedule};
+///
+/// let mwf = RRuleSchedule::new("FREQ=WEEKLY;BYDAY=MO,WE,FR;BYHOUR=9;BYMINUTE=0;BYSECOND=0")?
+///     .timezone("America/New_York")?;
+/// let start: jiff::Timestamp = "2026-03-06T00:00:00Z".parse()?;
+/// let dates: Vec<String> = Schedule::from(mwf).next_dates(start, 3).iter().map(|d| d.to_string()).collect();
+/// assert_eq!(dates, [
+///     "2026-03-06T09:00:00-05:00[America/New_York]",
+///     "2026-03-09T09:00:00-04:00[America/New_York]",
+///     "2026-03-11T09:00:00-04:00[America/New_York]",
+/// ]);
+/// assert!(RRuleSchedule::new("FREQ=MONTHLY;BYMONTH=13").is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RRuleSchedule {
+    text: String,
+    timezone: Option<String>,
+    zone: TimeZone,
+    set: RRuleSet,
+    /// The text as the `rrule` crate reads it, without its DTSTART line.
+    body: String,
+    /// Whether the set can be restarted near a later date without changing its dates.
+    fast_forward: Option<FastForward>,
+}
+
+impl PartialEq for RRuleSchedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text && self.timezone == other.timezone
+    }
+}
+
+/// A rule whose periods have a fixed wall-clock length: it can start at any whole number of
+/// periods after its DTSTART and name the same dates.
+#[derive(Debug, Clone, Copy)]
+struct FastForward {
+    dtstart: DateTime,
+    period_seconds: i64,
+}
+
+impl RRuleSchedule {
+    /// A schedule from rule text, in UTC.
+    ///
+    /// # Errors
+    ///
+    /// [`ScheduleError::RRule`] for malformed text, invalid parts (`BYMONTH=13`), or text
+    /// longer than [`MAX_RRULE_LENGTH`].
+    pub fn new(text: &str) -> Result<Self, ScheduleError> {
+        Self::build(text, None, TimeZone::UTC)
+    }
+
+    /// Sets the time zone.
+    ///
+    /// # Errors
+    ///
+    /// [`ScheduleError::TimeZone`] for a name that is not an IANA time zone.
+    pub fn timezone(self, name: &str) -> Result<Self, ScheduleError> {
+        let zone = parse_zone(name)?;
+        Self::build(&self.text, Some(name.trim().to_owned()), zone)
+    }
+
+    /// The rule text as given.
+    pub fn rrule(&self) -> &str {
+        &self.text
+    }
+    /// The time zone's name, if one was set (UTC otherwise).
+    pub fn timezone_name(&self) -> Option<&str> {
+        self.timezone.as_deref()
+    }
+
+    pub(crate) fn zone(&self) -> &TimeZone {
+        &self.zone
+    }
+
+    fn build(text: &str, timezone: Option<String>, zone: TimeZone) -> Result<Self, ScheduleError> {
+        let error = |reason: String| ScheduleError::RRule { rrule: text.chars().take(200).collect(), reason };
+        if text.len() > MAX_RRULE_LENGTH {
+            return Err(error(format!("longer than {MAX_RRULE_LENGTH} characters ({})", text.len())));
+        }
+        let (body, dtstart) = normalize(text).map_err(error)?;
+        let set = parse_set(dtstart, &body).map_err(error)?;
+        if set.get_rrule().is_empty() && set.get_rdate().is_empty() {
+            return Err(error("no RRULE or RDATE in it".into()));
+        }
+        let fast_forward = fast_forward(&set, dtstart);
+        Ok(RRuleSchedule { text: text.to_owned(), timezone, zone, set, body, fast_forward })
+    }
+
+    /// The dates on or after `start`.
+    pub(crate) fn iter_from(&self, start: Timestamp) -> impl Iterator<Item = Zoned> + '_ {
+        let wall = in_zone(&self.zone, start).datetime();
+        // Three hours of margin: a time a DST gap pushes forward may land after `start`.
+        let from = wall.checked_sub(jiff::SignedDuration::from_hours(3)).unwrap_or(wall);
+        let mut set = self.set.clone();
+        if let Some(ff) = self.fast_forward {
+            if let Some(restart) = ff.restart_before(from) {
+                set = parse_set(restart, &self.body).unwrap_or(set);
+            }
+        }
+        let after = to_utc(from);
+        let walls = set.after(after).into_iter().map(|d| from_utc(&d));
+        WallClockDates::new(walls, self.zone.clone(), start)
+    }
+}
+
+impl FastForward {
+    /// The last whole period start at or before `from`, if it is after DTSTART.
+    fn restart_before(&self, from: DateTime) -> Option<DateTime> {
+        let elapsed = self.dtstart.duration_until(from).as_secs();
+        let periods = elapsed.div_euclid(self.period_seconds) - 1;
+        if periods <= 0 {
+            return None;
+        }
+        let shift = jiff::SignedDuration::from_secs(periods.checked_mul(self.period_seconds)?);
+        self.dtstart.checked_add(shift).ok()
+    }
+}
+
+fn fast_forward(set: &RRuleSet, dtstart: DateTime) -> Option<FastForward> {
+    use rrule::Frequency;
+    let [rule] = set.get_rrule().as_slice() else { return None };
+    if rule.get_count().is_some() || !set.get_exrule().is_empty() {
+        return None;
+    }
+    let unit = match rule.get_freq() {
+        Frequency::Secondly => 1,
+        Frequency::Minutely => 60,
+        Frequency::Hourly => 3_600,
+        Frequency::Daily => 86_400,
+        Frequency::Weekly => 7 * 86_400,
+        Frequency::Monthly | Frequency::Yearly => return None,
+    };
+    Some(FastForward { dtstart, period_seconds: unit * i64::from(rule.get_interval().max(1)) })
+}
+
+fn parse_set(dtstart: DateTime, body: &str) -> Result<RRuleSet, String> {
+    let text = format!("DTSTART:{}Z\n{body}", dtstart.strftime("%Y%m%dT%H%M%S"));
+    text.parse().map_err(|e: rrule::RRuleError| e.to_string())
+}
+
+fn to_utc(wall: DateTime) -> chrono::DateTime<rrule::Tz> {
+    use chrono::TimeZone as _;
+    rrule::Tz::UTC
+        .with_ymd_and_hms(
+            i32::from(wall.year()),
+            wall.month() as u32,
+            wall.day() as u32,
+            wall.hour() as u32,
+            wall.minute() as u32,
+            wall.second() as u32,
+        )
+        .single()
+        .unwrap_or_else(|| rrule::Tz::UTC.timestamp_opt(0, 0).unwrap())
+}
+
+fn from_utc(d: &chrono::DateTime<rrule::Tz>) -> DateTime {
+    use chrono::{Datelike as _, Timelike as _};
+    jiff::civil::DateTime::new(
+        d.year() as i16,
+        d.month() as i8,
+        d.day() as i8,
+        d.hour() as i8,
+        d.minute() as i8,
+        d.second() as i8,
+        0,
+    )
+    .unwrap_or(DateTime::MAX)
+}
+
+/// Rewrites the text so every date is a UTC-marked wall-clock time (the wall clock is then
+/// evaluated naively and resolved in the schedule's zone); returns the lines without DTSTART
+/// and the DTSTART (2020-01-01 00:00 when absent) as a civil time.
+fn normalize(text: &str) -> Result<(String, DateTime), String> {
+    let mut dtstart: Option<DateTime> = None;
+    let mut lines = Vec::new();
+    for raw in text.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()) {
+        let upper = raw.to_ascii_uppercase();
+        let (name, value) = match upper.split_once(':') {
+            Some((name, value)) => (name.split(';').next().unwrap_or(name).to_owned(), value.to_owned()),
+            None if upper.starts_with("FREQ=") || upper.contains("FREQ=") => ("RRULE".to_owned(), upper.clone()),
+            None => return Err(format!("line {raw:?} is neither `NAME:VALUE` nor a rule")),
+        };
+        match name.as_str() {
+            "DTSTART" => {
+                let wall = parse_wall(&value)?;
+                dtstart = Some(wall);
+            }
+            "RRULE" | "EXRULE" => lines.push(format!("{name}:{}", rewrite_until(&value)?)),
+            "RDATE" | "EXDATE" => {
+                let values: Result<Vec<String>, String> =
+                    value.split(',').map(|v| parse_wall(v).map(|w| format!("{}Z", w.strftime("%Y%m%dT%H%M%S")))).collect();
+                lines.push(format!("{name}:{}", values?.join(",")));
+            }
+            other => return Err(format!("unsupported property {other:?}: expected DTSTART, RRULE, EXRULE, RDATE or EXDATE")),
+        }
+    }
+    let dtstart = dtstart.unwrap_or_else(|| jiff::civil::date(2020, 1, 1).at(0, 0, 0, 0));
+    Ok((lines.join("\n"), dtstart))
+}
+
+/// `20260101T090000`, `20260101T090000Z` or `20260101` as a wall-clock time.
+fn parse_wall(value: &str) -> Result<DateTime, String> {
+    let digits = value.trim().trim_end_matches('Z');
+    let parsed = if digits.len() == 8 {
+        jiff::civil::Date::strptime("%Y%m%d", digits).map(|d| d.at(0, 0, 0, 0))
+    } else {
+        DateTime::strptime("%Y%m%dT%H%M%S", digits)
+    };
+    parsed.map_err(|_| format!("{value:?} is not a date-time such as 20260101T090000"))
+}
+
+fn rewrite_until(rule: &str) -> Result<String, String> {
+    let parts: Result<Vec<String>, String> = rule
+        .split(';')
+        .filter(|p| !p.is_empty())
+        .map(|part| match part.split_once('=') {
+            Some(("UNTIL", value)) => {
+                let wall = parse_wall(value)?;
+                Ok(format!("UNTIL={}Z", wall.strftime("%Y%m%dT%H%M%S")))
+            }
+            _ => Ok(part.to_owned()),
+        })
+        .collect();
+    Ok(parts?.join(";"))
+}
