@@ -5,6 +5,7 @@ mod concurrency;
 mod flows;
 mod logging;
 mod registry;
+mod schedules;
 mod store;
 mod subflows;
 mod tasks;

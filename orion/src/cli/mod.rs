@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "orion", version, about = "Workflow orchestration for Rust programs")]
+#[command(
+    name = "orion",
+    version,
+    about = "Workflow orchestration for Rust programs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,7 +32,11 @@ enum Command {
 /// Runs the program on the process's arguments; the exit code is 0 on success, 2 for bad
 /// input.
 pub fn main() -> ExitCode {
-    run(std::env::args_os(), &mut std::io::stdout(), &mut std::io::stderr())
+    run(
+        std::env::args_os(),
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    )
 }
 
 /// Runs the program on `args`, writing to `out` and `err`.
@@ -41,7 +49,11 @@ where
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = if e.use_stderr() { write!(err, "{e}") } else { write!(out, "{e}") };
+            let _ = if e.use_stderr() {
+                write!(err, "{e}")
+            } else {
+                write!(out, "{e}")
+            };
             return ExitCode::from(code);
         }
     };

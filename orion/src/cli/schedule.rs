@@ -25,12 +25,18 @@ pub(super) enum ScheduleCommand {
 }
 
 fn timestamp(flag: &str, text: &str) -> Result<Timestamp, String> {
-    text.parse().map_err(|e| format!("--{flag} {text:?} is not an RFC 3339 timestamp with an offset: {e}"))
+    text.parse()
+        .map_err(|e| format!("--{flag} {text:?} is not an RFC 3339 timestamp with an offset: {e}"))
 }
 
 pub(super) fn run(cmd: ScheduleCommand, out: &mut dyn Write) -> Result<(), String> {
     match cmd {
-        ScheduleCommand::Preview { schedule, start, end, n } => {
+        ScheduleCommand::Preview {
+            schedule,
+            start,
+            end,
+            n,
+        } => {
             let schedule = Schedule::parse(&schedule).map_err(|e| e.to_string())?;
             let start = match start {
                 Some(s) => timestamp("start", &s)?,
@@ -42,7 +48,8 @@ pub(super) fn run(cmd: ScheduleCommand, out: &mut dyn Write) -> Result<(), Strin
                 .take_while(|d| end.is_none_or(|e| d.timestamp() <= e))
                 .take(n.min(MAX_DATES));
             for date in dates {
-                writeln!(out, "{}", date.strftime("%Y-%m-%dT%H:%M:%S%:z")).map_err(|e| e.to_string())?;
+                writeln!(out, "{}", date.strftime("%Y-%m-%dT%H:%M:%S%:z"))
+                    .map_err(|e| e.to_string())?;
             }
             Ok(())
         }

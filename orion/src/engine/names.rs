@@ -648,7 +648,10 @@ mod tests {
             assert!(list.len() >= 250, "only {} words", list.len());
             let unique: HashSet<_> = list.iter().collect();
             assert_eq!(unique.len(), list.len(), "duplicate words");
-            assert!(list.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase())));
+            assert!(
+                list.iter()
+                    .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+            );
         }
     }
 
@@ -657,7 +660,10 @@ mod tests {
         for _ in 0..100 {
             let slug = random_slug();
             let (adjective, animal) = slug.split_once('-').unwrap();
-            assert!(ADJECTIVES.contains(&adjective) && ANIMALS.contains(&animal), "{slug}");
+            assert!(
+                ADJECTIVES.contains(&adjective) && ANIMALS.contains(&animal),
+                "{slug}"
+            );
         }
     }
 }

@@ -5,8 +5,8 @@ use croner::parser::{CronParser, Seconds, Year};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, Zoned};
 
-use super::zone::{WallClockDates, in_zone, parse_zone};
 use super::ScheduleError;
+use super::zone::{WallClockDates, in_zone, parse_zone};
 
 /// Fires at the wall-clock times a cron expression names, in the schedule's time zone.
 ///
@@ -46,7 +46,9 @@ pub struct CronSchedule {
 
 impl PartialEq for CronSchedule {
     fn eq(&self, other: &Self) -> bool {
-        self.expression == other.expression && self.timezone == other.timezone && self.day_or == other.day_or
+        self.expression == other.expression
+            && self.timezone == other.timezone
+            && self.day_or == other.day_or
     }
 }
 
@@ -60,7 +62,9 @@ const FIELDS: [(&str, u32, u32); 7] = [
     ("year", 1970, 2099),
 ];
 
-const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
 const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 impl CronSchedule {
@@ -111,8 +115,16 @@ impl CronSchedule {
         &self.zone
     }
 
-    fn build(expression: &str, timezone: Option<String>, zone: TimeZone, day_or: bool) -> Result<Self, ScheduleError> {
-        let error = |reason: String| ScheduleError::Cron { expression: expression.to_owned(), reason };
+    fn build(
+        expression: &str,
+        timezone: Option<String>,
+        zone: TimeZone,
+        day_or: bool,
+    ) -> Result<Self, ScheduleError> {
+        let error = |reason: String| ScheduleError::Cron {
+            expression: expression.to_owned(),
+            reason,
+        };
         let pattern = to_croner(expression).map_err(error)?;
         let cron = CronParser::builder()
             .seconds(Seconds::Optional)
@@ -121,7 +133,13 @@ impl CronSchedule {
             .build()
             .parse(&pattern)
             .map_err(|e| error(e.to_string()))?;
-        let schedule = CronSchedule { expression: expression.to_owned(), timezone, day_or, zone, cron };
+        let schedule = CronSchedule {
+            expression: expression.to_owned(),
+            timezone,
+            day_or,
+            zone,
+            cron,
+        };
         // One that can never fire (`0 0 30 2 *`) is refused now, not found out by a scheduler.
         let probe = jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0);
         if schedule.cron.find_next_occurrence(&probe, true).is_err() {
@@ -135,7 +153,9 @@ impl CronSchedule {
         // Candidates are walked from a little before `start`: a wall-clock time that a DST
         // gap pushes forward may land on or after it.
         let wall = in_zone(&self.zone, start).datetime();
-        let from = wall.checked_sub(SignedDuration::from_hours(3)).unwrap_or(wall);
+        let from = wall
+            .checked_sub(SignedDuration::from_hours(3))
+            .unwrap_or(wall);
         let mut cursor = Some(from);
         let mut inclusive = true;
         let walls = std::iter::from_fn(move || {
@@ -191,7 +211,11 @@ fn normalize_field(index: usize, field: &str) -> Result<String, String> {
     let (name, lo, hi) = FIELDS[index];
     let bad = |why: &str| format!("field {name} {field:?}: {why}");
     if field == "?" {
-        return if index == 2 || index == 4 { Ok("*".into()) } else { Err(bad("`?` is only allowed in the day fields")) };
+        return if index == 2 || index == 4 {
+            Ok("*".into())
+        } else {
+            Err(bad("`?` is only allowed in the day fields"))
+        };
     }
     let mut parts = Vec::new();
     for item in field.split(',') {
@@ -218,15 +242,21 @@ fn normalize_item(index: usize, item: &str, lo: u32, hi: u32) -> Result<String, 
     // Weekday specials: `FRI#2`, `L5` (croniter's last Friday).
     if index == 4 {
         if let Some((day, nth)) = item.split_once('#') {
-            let day = value(4, day).filter(|d| *d <= 7).ok_or_else(|| format!("unknown weekday {day:?}"))?;
-            let nth: u32 = nth.parse().map_err(|_| format!("bad occurrence {nth:?} after #"))?;
+            let day = value(4, day)
+                .filter(|d| *d <= 7)
+                .ok_or_else(|| format!("unknown weekday {day:?}"))?;
+            let nth: u32 = nth
+                .parse()
+                .map_err(|_| format!("bad occurrence {nth:?} after #"))?;
             if !(1..=5).contains(&nth) {
                 return Err(format!("occurrence {nth} after # must be 1 to 5"));
             }
             return Ok(format!("{}#{nth}", day % 7));
         }
         if let Some(day) = item.strip_prefix('L') {
-            let day = value(4, day).filter(|d| *d <= 7).ok_or_else(|| format!("`L` takes a weekday after it, not {day:?}"))?;
+            let day = value(4, day)
+                .filter(|d| *d <= 7)
+                .ok_or_else(|| format!("`L` takes a weekday after it, not {day:?}"))?;
             return Ok(format!("{}#L", day % 7));
         }
         if item.contains('L') || item.contains('W') {
@@ -241,7 +271,9 @@ fn normalize_item(index: usize, item: &str, lo: u32, hi: u32) -> Result<String, 
     }
     let (range, step) = match item.split_once('/') {
         Some((r, s)) => {
-            let step: u32 = s.parse().map_err(|_| format!("step {s:?} is not a number"))?;
+            let step: u32 = s
+                .parse()
+                .map_err(|_| format!("step {s:?} is not a number"))?;
             if step == 0 {
                 return Err("step must be at least 1".into());
             }
@@ -258,7 +290,14 @@ fn normalize_item(index: usize, item: &str, lo: u32, hi: u32) -> Result<String, 
     } else {
         let a = value(index, range).ok_or_else(|| format!("{range:?} is not a value"))?;
         // `10/5` means from 10 to the end, in steps of 5.
-        (a, if step.is_some() { if index == 4 { 6 } else { hi } } else { a })
+        (
+            a,
+            if step.is_some() {
+                if index == 4 { 6 } else { hi }
+            } else {
+                a
+            },
+        )
     };
     for v in [start, end] {
         if v < lo || v > hi {
@@ -281,9 +320,16 @@ fn normalize_item(index: usize, item: &str, lo: u32, hi: u32) -> Result<String, 
     // field and around to `end`.
     let top = if index == 4 { 6 } else { hi };
     let size = top - lo + 1;
-    let (start, end) = if index == 4 { (start % 7, end % 7) } else { (start, end) };
+    let (start, end) = if index == 4 {
+        (start % 7, end % 7)
+    } else {
+        (start, end)
+    };
     let span = (end + size - start) % size;
-    let values: Vec<String> = (0..=span).step_by(step as usize).map(|i| (lo + (start - lo + i) % size).to_string()).collect();
+    let values: Vec<String> = (0..=span)
+        .step_by(step as usize)
+        .map(|i| (lo + (start - lo + i) % size).to_string())
+        .collect();
     Ok(values.join(","))
 }
 

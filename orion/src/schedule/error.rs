@@ -3,7 +3,9 @@
 #[non_exhaustive]
 pub enum ScheduleError {
     /// The time zone is not an IANA name known here.
-    #[error("unknown time zone {0:?}: give an IANA time zone name such as \"America/New_York\" or \"UTC\"")]
+    #[error(
+        "unknown time zone {0:?}: give an IANA time zone name such as \"America/New_York\" or \"UTC\""
+    )]
     TimeZone(String),
     /// The interval is zero, negative, or not a duration.
     #[error("invalid interval {value}: {reason}")]

@@ -6,8 +6,8 @@ use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Span, Timestamp, Zoned};
 
-use super::zone::{in_zone, parse_zone, resolve};
 use super::ScheduleError;
+use super::zone::{in_zone, parse_zone, resolve};
 
 const DAY_NANOS: i128 = 86_400 * 1_000_000_000;
 
@@ -61,17 +61,26 @@ impl IntervalSchedule {
 
     fn from_signed(interval: SignedDuration, shown: String) -> Result<Self, ScheduleError> {
         if interval <= SignedDuration::ZERO {
-            return Err(ScheduleError::Interval { value: shown, reason: "must be greater than zero".into() });
+            return Err(ScheduleError::Interval {
+                value: shown,
+                reason: "must be greater than zero".into(),
+            });
         }
         // The whole supported range of dates is about 20,000 years; an interval longer than
         // that can never produce a second date.
         if interval.as_secs() > 20_000 * 366 * 86_400 {
             return Err(ScheduleError::Interval {
                 value: shown,
-                reason: "so large that the next date would overflow the supported date range".into(),
+                reason: "so large that the next date would overflow the supported date range"
+                    .into(),
             });
         }
-        Ok(IntervalSchedule { interval, anchor: None, timezone: None, zone: TimeZone::UTC })
+        Ok(IntervalSchedule {
+            interval,
+            anchor: None,
+            timezone: None,
+            zone: TimeZone::UTC,
+        })
     }
 
     /// Every `seconds` seconds (fractions allowed).
@@ -81,10 +90,11 @@ impl IntervalSchedule {
     /// [`ScheduleError::Interval`] for a zero, negative or non-finite value.
     pub fn from_seconds(seconds: f64) -> Result<Self, ScheduleError> {
         let shown = format!("{seconds}");
-        let interval = SignedDuration::try_from_secs_f64(seconds).map_err(|_| ScheduleError::Interval {
-            value: shown.clone(),
-            reason: "must be a finite number of seconds".into(),
-        })?;
+        let interval =
+            SignedDuration::try_from_secs_f64(seconds).map_err(|_| ScheduleError::Interval {
+                value: shown.clone(),
+                reason: "must be a finite number of seconds".into(),
+            })?;
         Self::from_signed(interval, shown)
     }
 
@@ -104,18 +114,28 @@ impl IntervalSchedule {
         if span.get_years() != 0 || span.get_months() != 0 {
             return Err(ScheduleError::Interval {
                 value: format!("{text:?}"),
-                reason: "years and months have no fixed length; use days, hours, minutes or seconds".into(),
+                reason:
+                    "years and months have no fixed length; use days, hours, minutes or seconds"
+                        .into(),
             });
         }
         // Days and weeks count as 24 hours here; whole-day intervals then follow the
         // calendar in the schedule's time zone.
         let days = i64::from(span.get_weeks()) * 7 + i64::from(span.get_days());
-        let rest = span.weeks(0).days(0).to_duration(jiff::SpanRelativeTo::days_are_24_hours()).map_err(|e| {
-            ScheduleError::Interval { value: format!("{text:?}"), reason: e.to_string() }
-        })?;
-        let total = SignedDuration::from_secs(days.saturating_mul(86_400)).checked_add(rest).ok_or_else(|| {
-            ScheduleError::Interval { value: format!("{text:?}"), reason: "too large".into() }
-        })?;
+        let rest = span
+            .weeks(0)
+            .days(0)
+            .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+            .map_err(|e| ScheduleError::Interval {
+                value: format!("{text:?}"),
+                reason: e.to_string(),
+            })?;
+        let total = SignedDuration::from_secs(days.saturating_mul(86_400))
+            .checked_add(rest)
+            .ok_or_else(|| ScheduleError::Interval {
+                value: format!("{text:?}"),
+                reason: "too large".into(),
+            })?;
         Self::from_signed(total, format!("{text:?}"))
     }
 
@@ -175,14 +195,23 @@ impl IntervalSchedule {
         let rest = nanos % DAY_NANOS;
         if days == 0 {
             let offset = i64::try_from(rest.checked_mul(i128::from(k))?).ok()?;
-            let at = self.anchor_instant()?.checked_add(SignedDuration::from_nanos(offset)).ok()?;
+            let at = self
+                .anchor_instant()?
+                .checked_add(SignedDuration::from_nanos(offset))
+                .ok()?;
             return Some(in_zone(&self.zone, at));
         }
         let day_count = i64::try_from(days).ok()?.checked_mul(k)?;
-        let wall = self.anchor_wall().checked_add(Span::new().try_days(day_count).ok()?).ok()?;
+        let wall = self
+            .anchor_wall()
+            .checked_add(Span::new().try_days(day_count).ok()?)
+            .ok()?;
         let on_day = resolve(&self.zone, wall)?;
         let extra = i64::try_from(rest.checked_mul(i128::from(k))?).ok()?;
-        let at = on_day.timestamp().checked_add(SignedDuration::from_nanos(extra)).ok()?;
+        let at = on_day
+            .timestamp()
+            .checked_add(SignedDuration::from_nanos(extra))
+            .ok()?;
         Some(in_zone(&self.zone, at))
     }
 
@@ -208,7 +237,11 @@ impl IntervalSchedule {
     }
 
     pub(crate) fn iter_from(&self, start: Timestamp) -> IntervalIter<'_> {
-        IntervalIter { schedule: self, next: self.first_index(start), last: None }
+        IntervalIter {
+            schedule: self,
+            next: self.first_index(start),
+            last: None,
+        }
     }
 }
 

@@ -73,7 +73,10 @@ impl From<RRuleSchedule> for Schedule {
 
 impl Schedule {
     /// The dates on or after `start`, in order, lazily.
-    pub fn iter_from(&self, start: impl Into<Timestamp>) -> Box<dyn Iterator<Item = Zoned> + Send + '_> {
+    pub fn iter_from(
+        &self,
+        start: impl Into<Timestamp>,
+    ) -> Box<dyn Iterator<Item = Zoned> + Send + '_> {
         let start = start.into();
         match self {
             Schedule::Interval(s) => Box::new(s.iter_from(start)),
@@ -88,9 +91,16 @@ impl Schedule {
     }
 
     /// The dates from `start` to `end`, both inclusive, at most [`MAX_DATES`] of them.
-    pub fn dates_between(&self, start: impl Into<Timestamp>, end: impl Into<Timestamp>) -> Vec<Zoned> {
+    pub fn dates_between(
+        &self,
+        start: impl Into<Timestamp>,
+        end: impl Into<Timestamp>,
+    ) -> Vec<Zoned> {
         let end = end.into();
-        self.iter_from(start).take_while(|d| d.timestamp() <= end).take(MAX_DATES).collect()
+        self.iter_from(start)
+            .take_while(|d| d.timestamp() <= end)
+            .take(MAX_DATES)
+            .collect()
     }
 
     /// The time zone the dates are in.

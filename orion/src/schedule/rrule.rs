@@ -5,8 +5,8 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, Zoned};
 use rrule::RRuleSet;
 
-use super::zone::{WallClockDates, in_zone, parse_zone};
 use super::ScheduleError;
+use super::zone::{WallClockDates, in_zone, parse_zone};
 
 /// The longest rule text accepted, as Prefect limits it.
 pub const MAX_RRULE_LENGTH: usize = 6_500;
@@ -97,24 +97,47 @@ impl RRuleSchedule {
     }
 
     fn build(text: &str, timezone: Option<String>, zone: TimeZone) -> Result<Self, ScheduleError> {
-        let error = |reason: String| ScheduleError::RRule { rrule: text.chars().take(200).collect(), reason };
+        let error = |reason: String| ScheduleError::RRule {
+            rrule: text.chars().take(200).collect(),
+            reason,
+        };
         if text.len() > MAX_RRULE_LENGTH {
-            return Err(error(format!("longer than {MAX_RRULE_LENGTH} characters ({})", text.len())));
+            return Err(error(format!(
+                "longer than {MAX_RRULE_LENGTH} characters ({})",
+                text.len()
+            )));
         }
         let (body, dtstart) = normalize(text).map_err(error)?;
         let set = parse_set(dtstart, &body).map_err(error)?;
+        if set
+            .get_rrule()
+            .iter()
+            .chain(set.get_exrule())
+            .any(|r| r.get_interval() == 0)
+        {
+            return Err(error("INTERVAL must be at least 1".into()));
+        }
         if set.get_rrule().is_empty() && set.get_rdate().is_empty() {
             return Err(error("no RRULE or RDATE in it".into()));
         }
         let fast_forward = fast_forward(&set, dtstart);
-        Ok(RRuleSchedule { text: text.to_owned(), timezone, zone, set, body, fast_forward })
+        Ok(RRuleSchedule {
+            text: text.to_owned(),
+            timezone,
+            zone,
+            set,
+            body,
+            fast_forward,
+        })
     }
 
     /// The dates on or after `start`.
     pub(crate) fn iter_from(&self, start: Timestamp) -> impl Iterator<Item = Zoned> + '_ {
         let wall = in_zone(&self.zone, start).datetime();
         // Three hours of margin: a time a DST gap pushes forward may land after `start`.
-        let from = wall.checked_sub(jiff::SignedDuration::from_hours(3)).unwrap_or(wall);
+        let from = wall
+            .checked_sub(jiff::SignedDuration::from_hours(3))
+            .unwrap_or(wall);
         let mut set = self.set.clone();
         if let Some(ff) = self.fast_forward {
             if let Some(restart) = ff.restart_before(from) {
@@ -142,7 +165,9 @@ impl FastForward {
 
 fn fast_forward(set: &RRuleSet, dtstart: DateTime) -> Option<FastForward> {
     use rrule::Frequency;
-    let [rule] = set.get_rrule().as_slice() else { return None };
+    let [rule] = set.get_rrule().as_slice() else {
+        return None;
+    };
     if rule.get_count().is_some() || !set.get_exrule().is_empty() {
         return None;
     }
@@ -154,7 +179,10 @@ fn fast_forward(set: &RRuleSet, dtstart: DateTime) -> Option<FastForward> {
         Frequency::Weekly => 7 * 86_400,
         Frequency::Monthly | Frequency::Yearly => return None,
     };
-    Some(FastForward { dtstart, period_seconds: unit * i64::from(rule.get_interval().max(1)) })
+    Some(FastForward {
+        dtstart,
+        period_seconds: unit * i64::from(rule.get_interval().max(1)),
+    })
 }
 
 fn parse_set(dtstart: DateTime, body: &str) -> Result<RRuleSet, String> {
@@ -197,11 +225,20 @@ fn from_utc(d: &chrono::DateTime<rrule::Tz>) -> DateTime {
 fn normalize(text: &str) -> Result<(String, DateTime), String> {
     let mut dtstart: Option<DateTime> = None;
     let mut lines = Vec::new();
-    for raw in text.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()) {
+    for raw in text
+        .split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
         let upper = raw.to_ascii_uppercase();
         let (name, value) = match upper.split_once(':') {
-            Some((name, value)) => (name.split(';').next().unwrap_or(name).to_owned(), value.to_owned()),
-            None if upper.starts_with("FREQ=") || upper.contains("FREQ=") => ("RRULE".to_owned(), upper.clone()),
+            Some((name, value)) => (
+                name.split(';').next().unwrap_or(name).to_owned(),
+                value.to_owned(),
+            ),
+            None if upper.starts_with("FREQ=") || upper.contains("FREQ=") => {
+                ("RRULE".to_owned(), upper.clone())
+            }
             None => return Err(format!("line {raw:?} is neither `NAME:VALUE` nor a rule")),
         };
         match name.as_str() {
@@ -211,11 +248,17 @@ fn normalize(text: &str) -> Result<(String, DateTime), String> {
             }
             "RRULE" | "EXRULE" => lines.push(format!("{name}:{}", rewrite_until(&value)?)),
             "RDATE" | "EXDATE" => {
-                let values: Result<Vec<String>, String> =
-                    value.split(',').map(|v| parse_wall(v).map(|w| format!("{}Z", w.strftime("%Y%m%dT%H%M%S")))).collect();
+                let values: Result<Vec<String>, String> = value
+                    .split(',')
+                    .map(|v| parse_wall(v).map(|w| format!("{}Z", w.strftime("%Y%m%dT%H%M%S"))))
+                    .collect();
                 lines.push(format!("{name}:{}", values?.join(",")));
             }
-            other => return Err(format!("unsupported property {other:?}: expected DTSTART, RRULE, EXRULE, RDATE or EXDATE")),
+            other => {
+                return Err(format!(
+                    "unsupported property {other:?}: expected DTSTART, RRULE, EXRULE, RDATE or EXDATE"
+                ));
+            }
         }
     }
     let dtstart = dtstart.unwrap_or_else(|| jiff::civil::date(2020, 1, 1).at(0, 0, 0, 0));

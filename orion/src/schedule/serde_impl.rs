@@ -29,7 +29,11 @@ impl TryFrom<Raw> for Schedule {
     type Error = ScheduleError;
     fn try_from(raw: Raw) -> Result<Self, ScheduleError> {
         let shape = |m: &str| ScheduleError::Shape(m.to_owned());
-        let kinds = [raw.interval.is_some(), raw.cron.is_some(), raw.rrule.is_some()];
+        let kinds = [
+            raw.interval.is_some(),
+            raw.cron.is_some(),
+            raw.rrule.is_some(),
+        ];
         if kinds.iter().filter(|k| **k).count() != 1 {
             return Err(shape("give exactly one of `interval`, `cron` or `rrule`"));
         }
@@ -80,9 +84,12 @@ fn parse_anchor(text: &str, schedule: &IntervalSchedule) -> Result<Timestamp, Sc
         return Ok(at);
     }
     match text.parse::<jiff::civil::DateTime>() {
-        Ok(wall) => super::zone::resolve(schedule.zone(), wall).map(|z| z.timestamp()).ok_or_else(|| {
-            ScheduleError::AnchorDate { value: text.to_owned(), reason: "out of range".into() }
-        }),
+        Ok(wall) => super::zone::resolve(schedule.zone(), wall)
+            .map(|z| z.timestamp())
+            .ok_or_else(|| ScheduleError::AnchorDate {
+                value: text.to_owned(),
+                reason: "out of range".into(),
+            }),
         Err(e) => Err(ScheduleError::AnchorDate {
             value: text.to_owned(),
             reason: format!("expected an RFC 3339 timestamp such as 2026-01-01T00:00:00Z: {e}"),

@@ -44,7 +44,14 @@ pub(crate) struct WallClockDates<I> {
 
 impl<I: Iterator<Item = DateTime>> WallClockDates<I> {
     pub(crate) fn new(walls: I, zone: TimeZone, start: Timestamp) -> Self {
-        WallClockDates { walls, zone, start, pending: Default::default(), last: None, done: false }
+        WallClockDates {
+            walls,
+            zone,
+            start,
+            pending: Default::default(),
+            last: None,
+            done: false,
+        }
     }
 }
 
@@ -62,7 +69,10 @@ impl<I: Iterator<Item = DateTime>> Iterator for WallClockDates<I> {
                             if at >= self.start {
                                 self.pending.push(std::cmp::Reverse(at));
                             }
-                            Some(at.checked_sub(jiff::SignedDuration::from_hours(3)).unwrap_or(at))
+                            Some(
+                                at.checked_sub(jiff::SignedDuration::from_hours(3))
+                                    .unwrap_or(at),
+                            )
                         }
                         // Beyond the supported date range: nothing later can be resolved.
                         None => {
