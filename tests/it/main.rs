@@ -1,10 +1,12 @@
 //! Integration tests of orion through its public API.
 
+mod cli;
 mod client;
 mod concurrency;
 mod flows;
 mod logging;
 mod registry;
+mod schedule_errors;
 mod schedules;
 mod store;
 mod subflows;

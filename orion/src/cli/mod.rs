@@ -32,15 +32,16 @@ enum Command {
 /// Runs the program on the process's arguments; the exit code is 0 on success, 2 for bad
 /// input.
 pub fn main() -> ExitCode {
-    run(
+    ExitCode::from(run(
         std::env::args_os(),
         &mut std::io::stdout(),
         &mut std::io::stderr(),
-    )
+    ))
 }
 
-/// Runs the program on `args`, writing to `out` and `err`.
-pub fn run<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode
+/// Runs the program on `args` (the first is the program's name), writing to `out` and `err`;
+/// returns the exit status.
+pub fn run<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> u8
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -54,17 +55,17 @@ where
             } else {
                 write!(out, "{e}")
             };
-            return ExitCode::from(code);
+            return code;
         }
     };
     let result = match cli.command {
         Command::Schedule(cmd) => schedule::run(cmd, out),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(message) => {
             let _ = writeln!(err, "error: {message}");
-            ExitCode::from(2)
+            2
         }
     }
 }

@@ -60,6 +60,8 @@ impl PartialEq for RRuleSchedule {
 struct FastForward {
     dtstart: DateTime,
     period_seconds: i64,
+    /// The rule's UNTIL: restarting after it would leave no rule to walk.
+    until: Option<DateTime>,
 }
 
 impl RRuleSchedule {
@@ -117,6 +119,17 @@ impl RRuleSchedule {
         {
             return Err(error("INTERVAL must be at least 1".into()));
         }
+        if !set.get_rrule().is_empty()
+            && set.get_rdate().is_empty()
+            && set
+                .get_rrule()
+                .iter()
+                .all(|r| !month_days_possible(r.get_by_month(), r.get_by_month_day()))
+        {
+            return Err(error(
+                "it never fires: no month listed has the days listed".into(),
+            ));
+        }
         if set.get_rrule().is_empty() && set.get_rdate().is_empty() {
             return Err(error("no RRULE or RDATE in it".into()));
         }
@@ -140,7 +153,8 @@ impl RRuleSchedule {
             .unwrap_or(wall);
         let mut set = self.set.clone();
         if let Some(ff) = self.fast_forward {
-            if let Some(restart) = ff.restart_before(from) {
+            let target = ff.until.filter(|u| *u < from).unwrap_or(from);
+            if let Some(restart) = ff.restart_before(target) {
                 set = parse_set(restart, &self.body).unwrap_or(set);
             }
         }
@@ -148,6 +162,19 @@ impl RRuleSchedule {
         let walls = set.after(after).into_iter().map(|d| from_utc(&d));
         WallClockDates::new(walls, self.zone.clone(), start)
     }
+}
+
+/// Whether some month of `months` (all when empty) has some day of `days` (any when empty).
+fn month_days_possible(months: &[u8], days: &[i8]) -> bool {
+    const LENGTH: [i8; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let all: Vec<u8> = (1..=12).collect();
+    let months = if months.is_empty() { &all[..] } else { months };
+    days.is_empty()
+        || months.iter().any(|m| {
+            let len = LENGTH[usize::from(m.clamp(&1, &12) - 1)];
+            days.iter()
+                .any(|d| (1..=len).contains(d) || (-len..=-1).contains(d))
+        })
 }
 
 impl FastForward {
@@ -182,6 +209,7 @@ fn fast_forward(set: &RRuleSet, dtstart: DateTime) -> Option<FastForward> {
     Some(FastForward {
         dtstart,
         period_seconds: unit * i64::from(rule.get_interval().max(1)),
+        until: rule.get_until().map(from_utc),
     })
 }
 

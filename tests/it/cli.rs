@@ -1,0 +1,91 @@
+//! `orion schedule preview`, run in-process through `orion::cli::run`.
+
+fn run(args: &[&str]) -> (u8, String, String) {
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let mut all = vec!["orion"];
+    all.extend_from_slice(args);
+    let code = orion::cli::run(all, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[test]
+fn preview_prints_the_next_dates_in_the_schedules_zone() {
+    let (code, out, err) = run(&[
+        "schedule",
+        "preview",
+        r#"{cron: "0 9 * * MON-FRI", timezone: Europe/Berlin}"#,
+        "--start",
+        "2026-03-27T00:00:00+01:00",
+        "-n",
+        "3",
+    ]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(
+        out,
+        "2026-03-27T09:00:00+01:00\n2026-03-30T09:00:00+02:00\n2026-03-31T09:00:00+02:00\n"
+    );
+}
+
+#[test]
+fn preview_defaults_to_ten_dates_and_stops_at_end() {
+    let (code, out, _) = run(&[
+        "schedule",
+        "preview",
+        "{interval: 60}",
+        "--start",
+        "2026-01-01T00:00:00Z",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 10);
+    let (code, out, _) = run(&[
+        "schedule",
+        "preview",
+        r#"{"rrule": "FREQ=HOURLY", "timezone": "Asia/Kolkata"}"#,
+        "--start",
+        "2026-01-01T00:00:00Z",
+        "--end",
+        "2026-01-01T02:00:00Z",
+    ]);
+    assert_eq!(code, 0);
+    // Hourly on the wall clock of Kolkata (DTSTART 2020-01-01 00:00 there), until 02:00Z.
+    assert_eq!(
+        out,
+        "2026-01-01T06:00:00+05:30\n2026-01-01T07:00:00+05:30\n"
+    );
+}
+
+#[test]
+fn invalid_input_exits_2_with_the_error_on_stderr() {
+    for (args, needle) in [
+        (
+            vec!["schedule", "preview", "{cron: '61 * * * *'}"],
+            "field minute",
+        ),
+        (
+            vec!["schedule", "preview", "{interval: 60, timezone: Nowhere}"],
+            "unknown time zone",
+        ),
+        (
+            vec![
+                "schedule",
+                "preview",
+                "{interval: 60}",
+                "--start",
+                "tuesday",
+            ],
+            "--start",
+        ),
+        (vec!["schedule", "preview"], "SCHEDULE"),
+        (vec!["schedule", "launch"], "unrecognized subcommand"),
+    ] {
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
