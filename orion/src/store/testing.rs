@@ -1,4 +1,4 @@
-//! The store conformance suite: the contract every [`Store`](super::Store) backend keeps.
+//! The store conformance suite: the contract every [`Store`] backend keeps.
 //!
 //! A backend's tests call [`run_all`] with a fresh store; each check panics with a message
 //! naming the broken rule.
