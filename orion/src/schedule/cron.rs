@@ -42,6 +42,9 @@ pub struct CronSchedule {
     day_or: bool,
     zone: TimeZone,
     cron: Cron,
+    /// The times of day the second, minute and hour fields name, in order: on a matching day
+    /// the dates are these, so croner is asked once per day, not once per date.
+    times: Vec<jiff::civil::Time>,
 }
 
 impl PartialEq for CronSchedule {
@@ -133,12 +136,14 @@ impl CronSchedule {
             .build()
             .parse(&pattern)
             .map_err(|e| error(e.to_string()))?;
+        let times = times_of_day(&pattern).unwrap_or_default();
         let schedule = CronSchedule {
             expression: expression.to_owned(),
             timezone,
             day_or,
             zone,
             cron,
+            times,
         };
         // One that can never fire (`0 0 30 2 *`) is refused now, not found out by a scheduler.
         let probe = jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0);
@@ -156,16 +161,84 @@ impl CronSchedule {
         let from = wall
             .checked_sub(SignedDuration::from_hours(3))
             .unwrap_or(wall);
-        let mut cursor = Some(from);
-        let mut inclusive = true;
-        let walls = std::iter::from_fn(move || {
-            let next = self.cron.find_next_occurrence(&cursor?, inclusive).ok();
-            inclusive = false;
-            cursor = next;
-            next
-        });
+        let mut state = DayWalk { cursor: Some(from), inclusive: true, day: None };
+        let walls = std::iter::from_fn(move || state.next(self));
         WallClockDates::new(walls, self.zone.clone(), start)
     }
+}
+
+/// Walks the wall clock: croner finds each matching day, the precomputed times of day fill it.
+struct DayWalk {
+    cursor: Option<jiff::civil::DateTime>,
+    inclusive: bool,
+    /// The matching day being walked, and the index of the last time given on it.
+    day: Option<(jiff::civil::Date, usize)>,
+}
+
+impl DayWalk {
+    fn next(&mut self, schedule: &CronSchedule) -> Option<jiff::civil::DateTime> {
+        if let Some((day, index)) = self.day {
+            if let Some(time) = schedule.times.get(index + 1) {
+                self.day = Some((day, index + 1));
+                return Some(day.to_datetime(*time));
+            }
+            self.day = None;
+            self.cursor = day.tomorrow().ok().map(|d| d.to_datetime(jiff::civil::Time::midnight()));
+            self.inclusive = true;
+        }
+        let found = schedule.cron.find_next_occurrence(&self.cursor?, self.inclusive).ok();
+        self.inclusive = false;
+        self.cursor = found;
+        let found = found?;
+        // The day's remaining times come from the table when croner's match is one of them;
+        // otherwise (a table that does not apply) croner is asked for every date.
+        if let Ok(index) = schedule.times.binary_search(&found.time()) {
+            self.day = Some((found.date(), index));
+        }
+        Some(found)
+    }
+}
+
+/// The times of day of a croner pattern's second, minute and hour fields, sorted.
+fn times_of_day(pattern: &str) -> Option<Vec<jiff::civil::Time>> {
+    let parts: Vec<&str> = pattern.split_whitespace().collect();
+    let (seconds, minutes, hours) = match parts.len() {
+        5 => ("0", parts[0], parts[1]),
+        _ => (parts[0], parts[1], parts[2]),
+    };
+    let (seconds, minutes, hours) = (expand(seconds, 59)?, expand(minutes, 59)?, expand(hours, 23)?);
+    let mut times = Vec::with_capacity(hours.len() * minutes.len() * seconds.len());
+    for h in &hours {
+        for m in &minutes {
+            for s in &seconds {
+                times.push(jiff::civil::Time::new(*h as i8, *m as i8, *s as i8, 0).ok()?);
+            }
+        }
+    }
+    Some(times)
+}
+
+/// The values of a normalized numeric field (`*`, `*/s`, `a`, `a-b`, `a-b/s`, lists).
+fn expand(field: &str, max: u32) -> Option<Vec<u32>> {
+    let mut values = std::collections::BTreeSet::new();
+    for item in field.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((r, s)) => (r, s.parse::<u32>().ok()?.max(1)),
+            None => (item, 1),
+        };
+        let (a, b) = match range {
+            "*" => (0, max),
+            r => match r.split_once('-') {
+                Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
+                None => {
+                    let a: u32 = r.parse().ok()?;
+                    (a, if item.contains('/') { max } else { a })
+                }
+            },
+        };
+        values.extend((a..=b.min(max)).step_by(step as usize));
+    }
+    Some(values.into_iter().collect())
 }
 
 /// Rewrites croniter's dialect as croner reads it: aliases expanded, seconds moved first,
