@@ -10,12 +10,23 @@ use orion::schedule::{CronSchedule, IntervalSchedule, RRuleSchedule, Schedule};
 fn schedules(c: &mut Criterion) {
     let start: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
     let cases = [
-        ("interval_every_minute", Schedule::from(IntervalSchedule::new(Duration::from_secs(60)).unwrap())),
+        (
+            "interval_every_minute",
+            Schedule::from(IntervalSchedule::new(Duration::from_secs(60)).unwrap()),
+        ),
         (
             "cron_every_5_minutes_new_york",
-            Schedule::from(CronSchedule::new("*/5 * * * *").unwrap().timezone("America/New_York").unwrap()),
+            Schedule::from(
+                CronSchedule::new("*/5 * * * *")
+                    .unwrap()
+                    .timezone("America/New_York")
+                    .unwrap(),
+            ),
         ),
-        ("rrule_hourly_mon_wed_fri", Schedule::from(RRuleSchedule::new("FREQ=HOURLY;BYDAY=MO,WE,FR").unwrap())),
+        (
+            "rrule_hourly_mon_wed_fri",
+            Schedule::from(RRuleSchedule::new("FREQ=HOURLY;BYDAY=MO,WE,FR").unwrap()),
+        ),
     ];
     let mut group = c.benchmark_group("next_10000_dates");
     for (name, schedule) in &cases {

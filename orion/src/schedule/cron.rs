@@ -161,7 +161,11 @@ impl CronSchedule {
         let from = wall
             .checked_sub(SignedDuration::from_hours(3))
             .unwrap_or(wall);
-        let mut state = DayWalk { cursor: Some(from), inclusive: true, day: None };
+        let mut state = DayWalk {
+            cursor: Some(from),
+            inclusive: true,
+            day: None,
+        };
         let walls = std::iter::from_fn(move || state.next(self));
         WallClockDates::new(walls, self.zone.clone(), start)
     }
@@ -183,10 +187,16 @@ impl DayWalk {
                 return Some(day.to_datetime(*time));
             }
             self.day = None;
-            self.cursor = day.tomorrow().ok().map(|d| d.to_datetime(jiff::civil::Time::midnight()));
+            self.cursor = day
+                .tomorrow()
+                .ok()
+                .map(|d| d.to_datetime(jiff::civil::Time::midnight()));
             self.inclusive = true;
         }
-        let found = schedule.cron.find_next_occurrence(&self.cursor?, self.inclusive).ok();
+        let found = schedule
+            .cron
+            .find_next_occurrence(&self.cursor?, self.inclusive)
+            .ok();
         self.inclusive = false;
         self.cursor = found;
         let found = found?;
@@ -206,7 +216,11 @@ fn times_of_day(pattern: &str) -> Option<Vec<jiff::civil::Time>> {
         5 => ("0", parts[0], parts[1]),
         _ => (parts[0], parts[1], parts[2]),
     };
-    let (seconds, minutes, hours) = (expand(seconds, 59)?, expand(minutes, 59)?, expand(hours, 23)?);
+    let (seconds, minutes, hours) = (
+        expand(seconds, 59)?,
+        expand(minutes, 59)?,
+        expand(hours, 23)?,
+    );
     let mut times = Vec::with_capacity(hours.len() * minutes.len() * seconds.len());
     for h in &hours {
         for m in &minutes {

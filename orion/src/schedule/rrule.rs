@@ -60,6 +60,10 @@ impl PartialEq for RRuleSchedule {
 struct FastForward {
     dtstart: DateTime,
     period_seconds: i64,
+    /// The frequency's unit in seconds, for sub-daily rules whose dates must stay on the
+    /// grid of DTSTART + k × INTERVAL units (None: no grid check).
+    grid_unit: Option<i64>,
+    interval: i64,
     /// The rule's UNTIL: restarting after it would leave no rule to walk.
     until: Option<DateTime>,
 }
@@ -158,8 +162,11 @@ impl RRuleSchedule {
                 set = parse_set(restart, &self.body).unwrap_or(set);
             }
         }
-        let after = to_utc(from);
-        let walls = set.after(after).into_iter().map(|d| from_utc(&d));
+        let walls = RuleWalk {
+            schedule: self,
+            dates: (&set).into_iter(),
+            restarted_at: None,
+        };
         WallClockDates::new(walls, self.zone.clone(), start)
     }
 }
@@ -177,7 +184,73 @@ fn month_days_possible(months: &[u8], days: &[i8]) -> bool {
         })
 }
 
+/// The wall-clock dates of the rule set, kept on the rule's grid.
+///
+/// The `rrule` crate can leave the grid of a sub-daily rule when it skips periods that its
+/// BYxxx parts exclude (`FREQ=MINUTELY;INTERVAL=7;BYHOUR=9,10` resumes at 09:00 the next day,
+/// not at the next multiple of 7 minutes). A date off the grid restarts the walk at the next
+/// grid point, where the crate's dates are right again.
+struct RuleWalk<'a> {
+    schedule: &'a RRuleSchedule,
+    dates: rrule::RRuleSetIter,
+    restarted_at: Option<DateTime>,
+}
+
+impl Iterator for RuleWalk<'_> {
+    type Item = DateTime;
+    fn next(&mut self) -> Option<DateTime> {
+        // Each restart moves forward by at least one grid step; the bound only guards
+        // against a crate that keeps leaving the grid.
+        for _ in 0..10_000 {
+            let date = from_utc(&self.dates.next()?);
+            let Some(ff) = self.schedule.fast_forward else {
+                return Some(date);
+            };
+            match ff.next_grid_point(date) {
+                Some(restart) if self.restarted_at.is_none_or(|r| restart > r) => {
+                    match parse_set(restart, &self.schedule.body) {
+                        Ok(set) => {
+                            self.dates = (&set).into_iter();
+                            self.restarted_at = Some(restart);
+                        }
+                        Err(_) => return Some(date),
+                    }
+                }
+                _ => return Some(date),
+            }
+        }
+        None
+    }
+}
+
 impl FastForward {
+    /// For a date off the grid, where the walk should restart: the first grid point in the
+    /// hour (minute, day) the crate landed in, where the rule's dates resume. None for a date
+    /// on the grid.
+    fn next_grid_point(&self, date: DateTime) -> Option<DateTime> {
+        let unit = self.grid_unit?;
+        let units = self.dtstart.duration_until(date).as_secs().div_euclid(unit);
+        if units.rem_euclid(self.interval) == 0 {
+            return None;
+        }
+        let landed = match unit {
+            1 => date.with().second(0).build().ok()?,
+            60 => date.with().minute(0).second(0).build().ok()?,
+            _ => date.date().to_datetime(jiff::civil::Time::midnight()),
+        };
+        let from = self
+            .dtstart
+            .duration_until(landed)
+            .as_secs()
+            .div_euclid(unit);
+        let grid = from + (self.interval - from.rem_euclid(self.interval)) % self.interval;
+        let at = self
+            .dtstart
+            .checked_add(jiff::SignedDuration::from_secs(grid.checked_mul(unit)?))
+            .ok()?;
+        (at != date).then_some(at)
+    }
+
     /// The last whole period start at or before `from`, if it is after DTSTART.
     fn restart_before(&self, from: DateTime) -> Option<DateTime> {
         let elapsed = self.dtstart.duration_until(from).as_secs();
@@ -206,9 +279,12 @@ fn fast_forward(set: &RRuleSet, dtstart: DateTime) -> Option<FastForward> {
         Frequency::Weekly => 7 * 86_400,
         Frequency::Monthly | Frequency::Yearly => return None,
     };
+    let sub_daily = unit < 86_400 && set.get_rdate().is_empty();
     Some(FastForward {
         dtstart,
         period_seconds: unit * i64::from(rule.get_interval().max(1)),
+        grid_unit: sub_daily.then_some(unit),
+        interval: i64::from(rule.get_interval().max(1)),
         until: rule.get_until().map(from_utc),
     })
 }
@@ -216,21 +292,6 @@ fn fast_forward(set: &RRuleSet, dtstart: DateTime) -> Option<FastForward> {
 fn parse_set(dtstart: DateTime, body: &str) -> Result<RRuleSet, String> {
     let text = format!("DTSTART:{}Z\n{body}", dtstart.strftime("%Y%m%dT%H%M%S"));
     text.parse().map_err(|e: rrule::RRuleError| e.to_string())
-}
-
-fn to_utc(wall: DateTime) -> chrono::DateTime<rrule::Tz> {
-    use chrono::TimeZone as _;
-    rrule::Tz::UTC
-        .with_ymd_and_hms(
-            i32::from(wall.year()),
-            wall.month() as u32,
-            wall.day() as u32,
-            wall.hour() as u32,
-            wall.minute() as u32,
-            wall.second() as u32,
-        )
-        .single()
-        .unwrap_or_else(|| rrule::Tz::UTC.timestamp_opt(0, 0).unwrap())
 }
 
 fn from_utc(d: &chrono::DateTime<rrule::Tz>) -> DateTime {
