@@ -375,12 +375,15 @@ fn flow(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
             __orion_map.insert(::std::string::String::from(#key), ::orion::__private::parameter_value::<#ty>(#key, &#ident)?);
         }
     });
-    let takes = params.iter().map(|p| {
-        let (ident, ty, key) = (&p.ident, &p.ty, p.ident.to_string());
-        quote_spanned! {ty.span()=>
-            let #ident = ::orion::__private::take_parameter::<#ty>(#name, &mut __orion_params, #key)?;
-        }
-    });
+    let takes: Vec<TokenStream> = params
+        .iter()
+        .map(|p| {
+            let (ident, ty, key) = (&p.ident, &p.ty, p.ident.to_string());
+            quote_spanned! {ty.span()=>
+                let #ident = ::orion::__private::take_parameter::<#ty>(#name, &mut __orion_params, #key)?;
+            }
+        })
+        .collect();
     let Body {
         inner_fn,
         store_args,
@@ -392,10 +395,15 @@ fn flow(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
     let run_name = run_name(options);
     let fn_name_str = fn_name.to_string();
     let registry_fn = format_ident!("__orion_registry_{}", fn_name);
+    let validate_fn = format_ident!("__orion_validate_{}", fn_name);
     quote! {
         #[doc(hidden)]
         #[allow(non_camel_case_types)]
         #vis enum #marker {}
+
+        impl ::orion::__private::FlowMarker for #marker {
+            const NAME: &'static str = #name;
+        }
 
         #(#attrs)*
         #vis fn #fn_name(#(#idents: #types),*) -> ::orion::FlowCall<#ret, #marker> {
@@ -433,13 +441,26 @@ fn flow(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
         fn #registry_fn(
             __orion_runtime: &::orion::Orion,
             #[allow(unused_mut)] mut __orion_params: ::orion::__private::serde_json::Map<::std::string::String, ::orion::__private::serde_json::Value>,
+            __orion_adopt: ::core::option::Option<::orion::store::FlowRun>,
         ) -> ::orion::Result<::orion::__private::BoxFuture<::orion::State>> {
             #(#takes)*
             ::orion::__private::reject_unknown(#name, &__orion_params, &[#(#keys),*])?;
             #[allow(unused_imports)]
             use ::orion::__private::{EncodeValue as _, NoEncodeValue as _};
             let __orion_encode = (&::orion::__private::Probe::<#ret>::new()).encoder();
-            ::core::result::Result::Ok(::orion::__private::registry_run(__orion_runtime, #fn_name(#(#idents),*), __orion_encode))
+            ::core::result::Result::Ok(::orion::__private::registry_run(__orion_runtime, #fn_name(#(#idents),*), __orion_encode, __orion_adopt))
+        }
+
+        #[doc(hidden)]
+        #[allow(non_snake_case)]
+        fn #validate_fn(
+            __orion_params: &::orion::__private::serde_json::Map<::std::string::String, ::orion::__private::serde_json::Value>,
+        ) -> ::orion::Result<()> {
+            #[allow(unused_mut)]
+            let mut __orion_params = __orion_params.clone();
+            #(#takes)*
+            #(let _ = &#idents;)*
+            ::orion::__private::reject_unknown(#name, &__orion_params, &[#(#keys),*])
         }
 
         ::orion::__private::inventory::submit! {
@@ -449,6 +470,8 @@ fn flow(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
                 version: #version,
                 description: #description,
                 call: #registry_fn,
+                validate: #validate_fn,
+                marker_name: ::core::any::type_name::<#marker>,
             }
         }
     }

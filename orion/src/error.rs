@@ -49,6 +49,17 @@ pub enum Error {
         /// The limit.
         seconds: f64,
     },
+    /// A deployment spec that cannot be applied.
+    #[error(transparent)]
+    Deployment(#[from] crate::deployment::DeploymentError),
+    /// A record that was asked for does not exist.
+    #[error("{what} {name:?} not found")]
+    NotFound {
+        /// `"deployment"`, ….
+        what: &'static str,
+        /// Its name or id.
+        name: String,
+    },
     /// A setting (environment variable or option) has a value orion cannot use.
     #[error("invalid setting {name}={value:?}: {reason}")]
     Setting {

@@ -10,6 +10,7 @@ mod runtime;
 mod state;
 mod yaml;
 
+pub mod deployment;
 pub mod logging;
 pub mod registry;
 pub mod schedule;

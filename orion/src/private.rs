@@ -157,10 +157,19 @@ pub fn registry_run<R: Send + 'static, M: 'static>(
     orion: &Orion,
     call: FlowCall<R, M>,
     encode: Option<fn(&R) -> Option<serde_json::Value>>,
+    adopt: Option<crate::store::FlowRun>,
 ) -> BoxFuture<State> {
-    let call = call.on(orion);
+    let mut call = call.on(orion);
+    call.adopt = adopt;
     Box::pin(async move {
         let state = call.return_state().await;
         state.map_data(|data| data.and_then(|d| encode.and_then(|f| f(&d))))
     })
+}
+
+/// Names a flow at the type level: implemented by the marker type `#[flow]` generates, so a
+/// flow function can be passed where a flow is meant (`DeploymentSpec::flow(my_flow)`).
+pub trait FlowMarker {
+    /// The flow's name.
+    const NAME: &'static str;
 }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::engine::BoxFuture;
 use crate::state::State;
+use crate::store::FlowRun;
 use crate::{Error, Orion, Result};
 
 /// A flow compiled into this program.
@@ -22,7 +23,11 @@ pub struct RegisteredFlow {
     /// Its description, if set.
     pub description: Option<&'static str>,
     #[doc(hidden)]
-    pub call: fn(&Orion, Map<String, Value>) -> Result<BoxFuture<State>>,
+    pub call: fn(&Orion, Map<String, Value>, Option<FlowRun>) -> Result<BoxFuture<State>>,
+    #[doc(hidden)]
+    pub validate: fn(&Map<String, Value>) -> Result<()>,
+    #[doc(hidden)]
+    pub marker_name: fn() -> &'static str,
 }
 
 inventory::collect!(RegisteredFlow);
@@ -64,7 +69,28 @@ impl RegisteredFlow {
                 });
             }
         };
-        Ok((self.call)(orion, map)?.await)
+        Ok((self.call)(orion, map, None)?.await)
+    }
+
+    /// Checks that `parameters` would run this flow: every parameter present (or optional)
+    /// with the right type, and no unknown ones.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameters`] naming the parameter.
+    pub fn validate(&self, parameters: &Map<String, Value>) -> Result<()> {
+        (self.validate)(parameters)
+    }
+
+    /// Runs the flow as the already created flow run `run` (its parameters are the run's):
+    /// how deployments' runs are executed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameters`] when the run's parameters do not fit the flow.
+    pub async fn run_existing(&self, orion: &Orion, run: FlowRun) -> Result<State> {
+        let parameters = run.parameters.clone();
+        Ok((self.call)(orion, parameters, Some(run))?.await)
     }
 }
 

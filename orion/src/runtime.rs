@@ -123,6 +123,24 @@ impl Orion {
         &self.inner.logs
     }
 
+    /// Runs a deployment's flow now, in this process, with its parameters — Prefect's
+    /// `prefect deployment execute` — and returns the final state. The run is created from the
+    /// deployment first, so it carries the deployment's id, tags and work queue.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::NotFound`] for an unknown deployment, [`crate::Error::UnknownFlow`]
+    /// when its flow is not compiled into this program, [`crate::Error::InvalidParameters`].
+    pub async fn execute_deployment(&self, full_name: &str) -> Result<crate::State> {
+        let deployment = self.client().read_deployment_by_name(full_name).await?;
+        let flow = crate::registry::require(&deployment.flow_name)?;
+        let run = self
+            .client()
+            .create_flow_run_from_deployment(&deployment, None)
+            .await?;
+        flow.run_existing(self, run).await
+    }
+
     /// The stored flow record for `name`, created on first use and remembered.
     pub(crate) async fn flow_record(&self, name: &'static str) -> Result<Flow> {
         if let Some(flow) = self

@@ -13,8 +13,12 @@ pub(crate) fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> 
     serde_saphyr::from_str(text).map_err(|e| YamlError(e.to_string()))
 }
 
+/// Reads every document of a YAML stream.
+pub(crate) fn from_multiple<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, YamlError> {
+    serde_saphyr::from_multiple(text).map_err(|e| YamlError(e.to_string()))
+}
+
 /// Writes a value as YAML.
-#[allow(dead_code)]
 pub(crate) fn to_string<T: Serialize>(value: &T) -> Result<String, YamlError> {
     serde_saphyr::to_string(value).map_err(|e| YamlError(e.to_string()))
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod client;
 mod concurrency;
+mod deployments;
 mod flows;
 mod logging;
 mod registry;

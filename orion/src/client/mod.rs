@@ -1,6 +1,7 @@
 //! [`OrionClient`]: the one API over a store.
 
 mod clock;
+mod deployments;
 
 pub use clock::Clock;
 

@@ -45,6 +45,8 @@ pub struct FlowCall<R, M = ()> {
     pub(crate) timeout: Option<Duration>,
     pub(crate) task_runner: Option<TaskRunner>,
     pub(crate) tags: Vec<String>,
+    /// An existing flow run (from a deployment) to run as, instead of creating one.
+    pub(crate) adopt: Option<crate::store::FlowRun>,
     marker: PhantomData<fn() -> M>,
 }
 
@@ -70,6 +72,7 @@ impl<R: Send + 'static, M: 'static> FlowCall<R, M> {
             timeout: None,
             task_runner: None,
             tags: Vec::new(),
+            adopt: None,
             marker: PhantomData,
         }
     }

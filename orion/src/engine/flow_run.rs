@@ -49,26 +49,37 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
         .run_name
         .take()
         .unwrap_or_else(super::names::random_slug);
-    let mut record = FlowRun::new(&flow, name);
     let (parameters, bad_parameters) =
         match std::mem::replace(&mut call.parameters, Ok(Default::default())) {
             Ok(p) => (p, None),
             Err(e) => (Default::default(), Some(e)),
         };
-    record.parameters = parameters;
-    record.tags = std::mem::take(&mut call.tags);
-    record.parent_task_run_id = parent_task.as_ref().map(|(t, _)| t.id);
-    record.task_runner = Some(runner.to_string());
-    record.expected_start_time = Some(Timestamp::now());
-    record.state = Some(State::pending());
-    let record = match client.create_flow_run(record).await {
-        Ok(r) => r,
-        Err(e) => {
-            return Outcome::without_value(State::crashed(format!(
-                "could not create the flow run: {e}"
-            )));
+    let adopted = call.adopt.take();
+    let is_adopted = adopted.is_some();
+    let record = match adopted {
+        Some(run) => match claim(&client, run).await {
+            Ok(run) => run,
+            Err(state) => return Outcome::without_value(state),
+        },
+        None => {
+            let mut record = FlowRun::new(&flow, name);
+            record.parameters = parameters;
+            record.tags = std::mem::take(&mut call.tags);
+            record.parent_task_run_id = parent_task.as_ref().map(|(t, _)| t.id);
+            record.task_runner = Some(runner.to_string());
+            record.expected_start_time = Some(Timestamp::now());
+            record.state = Some(State::pending());
+            match client.create_flow_run(record).await {
+                Ok(r) => r,
+                Err(e) => {
+                    return Outcome::without_value(State::crashed(format!(
+                        "could not create the flow run: {e}"
+                    )));
+                }
+            }
         }
     };
+    let verb = if is_adopted { "Executing" } else { "Created" };
     match &parent_flow {
         Some(pf) => pf.log(
             LogLevel::Info,
@@ -82,10 +93,7 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
             LogLevel::Info,
             "orion.engine".into(),
             "orion.engine",
-            format!(
-                "Created flow run '{}' for flow '{}'",
-                record.name, spec.name
-            ),
+            format!("{verb} flow run '{}' for flow '{}'", record.name, spec.name),
             Some(record.id),
             None,
         ),
@@ -289,4 +297,26 @@ async fn finish_parent_task_run(
     let mirror = final_state.without_data::<serde_json::Value>().renewed();
     // The subflow's own state is recorded already; a failure here only loses the mirror.
     let _ = propose_until_set(client, run, mirror).await;
+}
+
+/// Claims an existing flow run: Pending from whatever it waits in (Scheduled), through
+/// orchestration, so a run already claimed elsewhere is not run twice.
+async fn claim(client: &OrionClient, run: FlowRun) -> Result<FlowRun, State> {
+    let policy = RetryPolicy::default();
+    let run_ref = RunRef {
+        kind: RunKind::Flow,
+        id: run.id,
+        current: run.state.as_ref(),
+        run_count: run.run_count,
+        retry: &policy,
+    };
+    match client.propose_state(run_ref, State::pending()).await {
+        Ok(crate::Transition::Set(state)) if state.is_pending() => Ok(FlowRun {
+            state: Some(state),
+            ..run
+        }),
+        Ok(crate::Transition::Set(state)) => Err(state),
+        Ok(crate::Transition::Wait(_)) => Err(State::crashed("the run cannot be claimed yet")),
+        Err(e) => Err(State::crashed(format!("could not claim the flow run: {e}"))),
+    }
 }

@@ -41,6 +41,12 @@ pub struct FlowRunFilter {
     pub tags: Vec<String>,
     /// Only subflow runs of this parent task run.
     pub parent_task_run_id: Option<Uuid>,
+    /// Only runs of this deployment.
+    pub deployment_id: Option<Uuid>,
+    /// Only runs that were (true) or were not (false) created by a scheduler.
+    pub auto_scheduled: Option<bool>,
+    /// Only runs in this work queue.
+    pub work_queue_name: Option<String>,
     /// Only runs created at or after this time.
     pub created_after: Option<Timestamp>,
     /// Only runs created before this time.
@@ -98,6 +104,24 @@ impl FlowRunFilter {
         self.parent_task_run_id = Some(id);
         self
     }
+    /// Only runs of this deployment.
+    #[must_use]
+    pub fn deployment_id(mut self, id: Uuid) -> Self {
+        self.deployment_id = Some(id);
+        self
+    }
+    /// Only runs a scheduler created (`true`) or not (`false`).
+    #[must_use]
+    pub fn auto_scheduled(mut self, auto: bool) -> Self {
+        self.auto_scheduled = Some(auto);
+        self
+    }
+    /// Only runs in this work queue.
+    #[must_use]
+    pub fn work_queue_name(mut self, name: impl Into<String>) -> Self {
+        self.work_queue_name = Some(name.into());
+        self
+    }
     /// Only runs created in `[after, before)`; either bound may be None.
     #[must_use]
     pub fn created_between(mut self, after: Option<Timestamp>, before: Option<Timestamp>) -> Self {
@@ -148,6 +172,14 @@ impl FlowRunFilter {
             && self
                 .parent_task_run_id
                 .is_none_or(|p| run.parent_task_run_id == Some(p))
+            && self
+                .deployment_id
+                .is_none_or(|d| run.deployment_id == Some(d))
+            && self.auto_scheduled.is_none_or(|a| run.auto_scheduled == a)
+            && self
+                .work_queue_name
+                .as_deref()
+                .is_none_or(|q| run.work_queue_name.as_deref() == Some(q))
             && self.created_after.is_none_or(|t| run.created >= t)
             && self.created_before.is_none_or(|t| run.created < t)
             && self
@@ -312,4 +344,47 @@ fn page<T>(items: Vec<T>, offset: usize, limit: Option<usize>) -> Vec<T> {
         .skip(offset)
         .take(limit.unwrap_or(usize::MAX))
         .collect()
+}
+
+/// Which deployments a query returns. Empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct DeploymentFilter {
+    /// Only deployments of this flow.
+    pub flow_name: Option<String>,
+    /// Only deployments with this name.
+    pub name: Option<String>,
+    /// Only deployments having every one of these tags.
+    pub tags: Vec<String>,
+}
+
+impl DeploymentFilter {
+    /// Matches every deployment.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Only deployments of this flow.
+    #[must_use]
+    pub fn flow_name(mut self, name: impl Into<String>) -> Self {
+        self.flow_name = Some(name.into());
+        self
+    }
+    /// Only deployments with this name.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// Only deployments having all of these tags.
+    #[must_use]
+    pub fn tags<S: Into<String>>(mut self, tags: impl IntoIterator<Item = S>) -> Self {
+        self.tags = tags.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Whether `d` passes.
+    pub fn matches(&self, d: &super::records::Deployment) -> bool {
+        self.flow_name.as_deref().is_none_or(|f| d.flow_name == f)
+            && self.name.as_deref().is_none_or(|n| d.name == n)
+            && self.tags.iter().all(|t| d.tags.contains(t))
+    }
 }

@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 use super::{
-    Flow, FlowRun, FlowRunFilter, LogFilter, LogRecord, SetState, Store, StoreError, StoreFuture,
-    TaskRun, TaskRunFilter,
+    Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, LogFilter, LogRecord, SetState,
+    Store, StoreError, StoreFuture, TaskRun, TaskRunFilter,
 };
 use crate::state::{State, StateType};
 
@@ -29,6 +29,9 @@ struct Inner {
     task_runs_by_flow_run: HashMap<Option<Uuid>, Vec<Uuid>>,
     cache: HashMap<String, State>,
     logs_by_flow_run: HashMap<Option<Uuid>, Vec<LogRecord>>,
+    idempotency: HashMap<(Uuid, String), Uuid>,
+    deployments: HashMap<Uuid, Deployment>,
+    deployment_ids: HashMap<(Uuid, String), Uuid>,
 }
 
 /// A run as stored: the record holding its current state, plus the states before it.
@@ -219,10 +222,118 @@ impl Store for MemoryStore {
                 key: run.id.to_string(),
             }));
         }
+        if let Some(key) = &run.idempotency_key {
+            if let Some(existing) = inner.idempotency.get(&(run.flow_id, key.clone())) {
+                let existing = inner.flow_runs[existing].snapshot();
+                return ready(Ok(existing));
+            }
+        }
         let entry = Entry::new(run);
         let snapshot = entry.snapshot();
+        if let Some(key) = &snapshot.idempotency_key {
+            inner
+                .idempotency
+                .insert((snapshot.flow_id, key.clone()), snapshot.id);
+        }
         inner.flow_runs.insert(snapshot.id, entry);
         ready(Ok(snapshot))
+    }
+
+    fn delete_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, usize> {
+        let mut inner = self.lock();
+        let doomed: Vec<Uuid> = inner
+            .flow_runs
+            .values()
+            .map(|e| &e.run)
+            .filter(|r| filter.matches(r))
+            .map(|r| r.id)
+            .collect();
+        for id in &doomed {
+            if let Some(entry) = inner.flow_runs.remove(id) {
+                if let Some(key) = entry.run.idempotency_key {
+                    inner.idempotency.remove(&(entry.run.flow_id, key));
+                }
+            }
+            for task in inner
+                .task_runs_by_flow_run
+                .remove(&Some(*id))
+                .unwrap_or_default()
+            {
+                inner.task_runs.remove(&task);
+            }
+            inner.logs_by_flow_run.remove(&Some(*id));
+        }
+        ready(Ok(doomed.len()))
+    }
+
+    fn upsert_deployments(&self, deployments: Vec<Deployment>) -> StoreFuture<'_, Vec<Deployment>> {
+        let mut inner = self.lock();
+        if let Some(d) = deployments
+            .iter()
+            .find(|d| !inner.flows.contains_key(&d.flow_id))
+        {
+            return ready(Err(StoreError::NotFound {
+                what: "flow",
+                id: d.flow_id,
+            }));
+        }
+        let mut stored = Vec::with_capacity(deployments.len());
+        for mut d in deployments {
+            let key = (d.flow_id, d.name.clone());
+            if let Some(existing) = inner
+                .deployment_ids
+                .get(&key)
+                .and_then(|id| inner.deployments.get(id))
+            {
+                d.id = existing.id;
+                d.created = existing.created;
+            }
+            inner.deployment_ids.insert(key, d.id);
+            inner.deployments.insert(d.id, d.clone());
+            stored.push(d);
+        }
+        ready(Ok(stored))
+    }
+
+    fn read_deployment(&self, id: Uuid) -> StoreFuture<'_, Option<Deployment>> {
+        ready(Ok(self.lock().deployments.get(&id).cloned()))
+    }
+
+    fn read_deployment_by_name<'a>(
+        &'a self,
+        flow_name: &'a str,
+        name: &'a str,
+    ) -> StoreFuture<'a, Option<Deployment>> {
+        let inner = self.lock();
+        let found = inner.flow_ids_by_name.get(flow_name).and_then(|flow_id| {
+            let id = inner.deployment_ids.get(&(*flow_id, name.to_owned()))?;
+            inner.deployments.get(id).cloned()
+        });
+        ready(Ok(found))
+    }
+
+    fn read_deployments<'a>(
+        &'a self,
+        filter: &'a DeploymentFilter,
+    ) -> StoreFuture<'a, Vec<Deployment>> {
+        let mut found: Vec<Deployment> = self
+            .lock()
+            .deployments
+            .values()
+            .filter(|d| filter.matches(d))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (&a.flow_name, &a.name).cmp(&(&b.flow_name, &b.name)));
+        ready(Ok(found))
+    }
+
+    fn delete_deployment(&self, id: Uuid) -> StoreFuture<'_, bool> {
+        let mut inner = self.lock();
+        let removed = inner.deployments.remove(&id);
+        if let Some(d) = &removed {
+            inner.deployment_ids.remove(&(d.flow_id, d.name.clone()));
+        }
+        ready(Ok(removed.is_some()))
     }
 
     fn read_flow_run(&self, id: Uuid) -> StoreFuture<'_, Option<FlowRun>> {

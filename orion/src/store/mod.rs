@@ -17,9 +17,9 @@ use std::pin::Pin;
 use uuid::Uuid;
 
 pub use error::StoreError;
-pub use filter::{FlowRunFilter, LogFilter, Sort, TaskRunFilter};
+pub use filter::{DeploymentFilter, FlowRunFilter, LogFilter, Sort, TaskRunFilter};
 pub use memory::MemoryStore;
-pub use records::{Flow, FlowRun, LogLevel, LogRecord, TaskRun};
+pub use records::{Deployment, DeploymentSchedule, Flow, FlowRun, LogLevel, LogRecord, TaskRun};
 
 use crate::state::State;
 
@@ -53,7 +53,31 @@ pub trait Store: Send + Sync + 'static {
     fn read_flows(&self) -> StoreFuture<'_, Vec<Flow>>;
 
     /// Inserts a new flow run. Its `state` becomes the first entry of its state history.
+    /// When a run of the same flow with the same `idempotency_key` exists, nothing is
+    /// inserted and that run is returned.
     fn create_flow_run(&self, run: FlowRun) -> StoreFuture<'_, FlowRun>;
+    /// Deletes the flow runs matching `filter` (paging ignored) with their states, task runs
+    /// and logs; returns how many.
+    fn delete_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, usize>;
+
+    /// Creates or updates deployments, all or none; a deployment with the flow and name of a
+    /// stored one updates it, keeping its id and creation time. Each flow must exist.
+    fn upsert_deployments(&self, deployments: Vec<Deployment>) -> StoreFuture<'_, Vec<Deployment>>;
+    /// A deployment by id.
+    fn read_deployment(&self, id: Uuid) -> StoreFuture<'_, Option<Deployment>>;
+    /// A deployment by flow name and deployment name.
+    fn read_deployment_by_name<'a>(
+        &'a self,
+        flow_name: &'a str,
+        name: &'a str,
+    ) -> StoreFuture<'a, Option<Deployment>>;
+    /// Deployments matching a filter, by full name.
+    fn read_deployments<'a>(
+        &'a self,
+        filter: &'a DeploymentFilter,
+    ) -> StoreFuture<'a, Vec<Deployment>>;
+    /// Deletes a deployment (its runs stay); returns whether it existed.
+    fn delete_deployment(&self, id: Uuid) -> StoreFuture<'_, bool>;
     /// A flow run by id.
     fn read_flow_run(&self, id: Uuid) -> StoreFuture<'_, Option<FlowRun>>;
     /// Flow runs matching a filter, sorted and paged.

@@ -52,6 +52,15 @@ pub struct FlowRun {
     pub parent_task_run_id: Option<Uuid>,
     /// The task runner's display name.
     pub task_runner: Option<String>,
+    /// The deployment it was created from.
+    pub deployment_id: Option<Uuid>,
+    /// The work queue it waits in (runs from deployments).
+    pub work_queue_name: Option<String>,
+    /// Whether a scheduler created it from a deployment's schedule.
+    pub auto_scheduled: bool,
+    /// A key that makes creating it idempotent: a second create with the same key for the
+    /// same flow returns the first run.
+    pub idempotency_key: Option<String>,
     /// The current state (the last entry of its history).
     pub state: Option<State>,
     /// How many times it entered Running.
@@ -78,6 +87,10 @@ impl FlowRun {
             tags: Vec::new(),
             parent_task_run_id: None,
             task_runner: None,
+            deployment_id: None,
+            work_queue_name: None,
+            auto_scheduled: false,
+            idempotency_key: None,
             state: None,
             run_count: 0,
             created: Timestamp::now(),
@@ -209,4 +222,79 @@ pub struct LogRecord {
     pub flow_run_id: Option<Uuid>,
     /// The task run it belongs to.
     pub task_run_id: Option<Uuid>,
+}
+
+/// A deployment: a flow with a name, parameters, tags, a work queue and schedules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Deployment {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name, unique per flow.
+    pub name: String,
+    /// The flow's id.
+    pub flow_id: Uuid,
+    /// The flow's name.
+    pub flow_name: String,
+    /// A description.
+    pub description: Option<String>,
+    /// A version string.
+    pub version: Option<String>,
+    /// Tags, given to its runs.
+    pub tags: Vec<String>,
+    /// Default parameters of its runs.
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// Its schedules.
+    pub schedules: Vec<DeploymentSchedule>,
+    /// The work queue its runs go to.
+    pub work_queue_name: String,
+    /// Whether its schedules are off.
+    pub paused: bool,
+    /// When it was first created.
+    pub created: Timestamp,
+    /// When it was last applied.
+    pub updated: Timestamp,
+}
+
+impl Deployment {
+    /// `"<flow name>/<deployment name>"`.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.flow_name, self.name)
+    }
+}
+
+/// One schedule of a deployment, with its own switch and parameter overrides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DeploymentSchedule {
+    /// When.
+    pub schedule: crate::schedule::Schedule,
+    /// Whether it creates runs.
+    pub active: bool,
+    /// Parameters merged over the deployment's for runs of this schedule.
+    #[serde(default)]
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+}
+
+impl DeploymentSchedule {
+    /// An active schedule without overrides.
+    pub fn new(schedule: impl Into<crate::schedule::Schedule>) -> Self {
+        DeploymentSchedule {
+            schedule: schedule.into(),
+            active: true,
+            parameters: Default::default(),
+        }
+    }
+    /// Turns the schedule on or off.
+    #[must_use]
+    pub fn active(mut self, active: bool) -> Self {
+        self.active = active;
+        self
+    }
+    /// Parameter overrides for this schedule's runs.
+    #[must_use]
+    pub fn parameters(mut self, parameters: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.parameters = parameters;
+        self
+    }
 }

@@ -1,0 +1,150 @@
+//! Deployments through the client.
+
+use uuid::Uuid;
+
+use super::OrionClient;
+use crate::deployment::{DeploymentRunOptions, DeploymentSpec};
+use crate::state::State;
+use crate::store::{Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter};
+use crate::{Error, Result, StateType};
+
+impl OrionClient {
+    /// A deployment by id.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn read_deployment(&self, id: Uuid) -> Result<Option<Deployment>> {
+        Ok(self.store().read_deployment(id).await?)
+    }
+
+    /// A deployment by its full name, `"<flow name>/<deployment name>"`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when there is none; store failures.
+    pub async fn read_deployment_by_name(&self, full_name: &str) -> Result<Deployment> {
+        let not_found = || Error::NotFound {
+            what: "deployment",
+            name: full_name.to_owned(),
+        };
+        // Deployment names cannot hold '/', flow names can: split at the last one.
+        let (flow, name) = full_name.rsplit_once('/').ok_or_else(not_found)?;
+        self.store()
+            .read_deployment_by_name(flow, name)
+            .await?
+            .ok_or_else(not_found)
+    }
+
+    /// Deployments matching `filter`.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn read_deployments(&self, filter: &DeploymentFilter) -> Result<Vec<Deployment>> {
+        Ok(self.store().read_deployments(filter).await?)
+    }
+
+    /// Deletes a deployment and its runs that have not started; returns whether it existed.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn delete_deployment(&self, id: Uuid) -> Result<bool> {
+        let scheduled = FlowRunFilter::new()
+            .deployment_id(id)
+            .state_types([StateType::Scheduled]);
+        self.store().delete_flow_runs(&scheduled).await?;
+        Ok(self.store().delete_deployment(id).await?)
+    }
+
+    /// Turns a deployment's schedules off and deletes the future runs they created.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`]; store failures.
+    pub async fn pause_deployment(&self, id: Uuid) -> Result<Deployment> {
+        self.set_paused(id, true).await
+    }
+
+    /// Turns a deployment's schedules back on.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`]; store failures.
+    pub async fn resume_deployment(&self, id: Uuid) -> Result<Deployment> {
+        self.set_paused(id, false).await
+    }
+
+    async fn set_paused(&self, id: Uuid, paused: bool) -> Result<Deployment> {
+        let mut d = self
+            .read_deployment(id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "deployment",
+                name: id.to_string(),
+            })?;
+        d.paused = paused;
+        d.updated = jiff::Timestamp::now();
+        let stored = self.store().upsert_deployments(vec![d]).await?.remove(0);
+        if paused {
+            self.delete_future_auto_scheduled(id).await?;
+        }
+        Ok(stored)
+    }
+
+    /// Creates a flow run of a deployment, Scheduled for now (or `options.scheduled_time`),
+    /// with the deployment's parameters, the schedule's overrides and `options`' overrides
+    /// merged in that order, the deployment's tags and work queue.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameters`] when the merged parameters do not fit a flow compiled into
+    /// this program; store failures.
+    pub async fn create_flow_run_from_deployment(
+        &self,
+        deployment: &Deployment,
+        options: Option<DeploymentRunOptions>,
+    ) -> Result<FlowRun> {
+        let options = options.unwrap_or_default();
+        let mut parameters = deployment.parameters.clone();
+        if let Some(schedule) = options
+            .schedule_index
+            .and_then(|i| deployment.schedules.get(i))
+        {
+            parameters.extend(schedule.parameters.clone());
+        }
+        parameters.extend(options.parameters);
+        if let Some(flow) = crate::registry::flow(&deployment.flow_name) {
+            flow.validate(&parameters)?;
+        }
+        let at = options.scheduled_time.unwrap_or_else(|| self.now());
+        let flow = Flow {
+            id: deployment.flow_id,
+            name: deployment.flow_name.clone(),
+            created: deployment.created,
+        };
+        let mut run = FlowRun::new(&flow, crate::engine::random_run_name());
+        run.parameters = parameters;
+        run.tags = deployment.tags.clone();
+        for tag in options.tags {
+            if !run.tags.contains(&tag) {
+                run.tags.push(tag);
+            }
+        }
+        run.deployment_id = Some(deployment.id);
+        run.work_queue_name = Some(deployment.work_queue_name.clone());
+        run.auto_scheduled = options.schedule_index.is_some();
+        run.idempotency_key = options.idempotency_key;
+        run.expected_start_time = Some(at);
+        run.state = Some(State::scheduled(at));
+        self.create_flow_run(run).await
+    }
+}
+
+impl DeploymentSpec {
+    /// The spec of a stored deployment, to change and apply again, or export.
+    pub fn of(deployment: &Deployment) -> Self {
+        Self::from(deployment)
+    }
+}
