@@ -23,12 +23,16 @@ pub struct RegisteredFlow {
     /// Its description, if set.
     pub description: Option<&'static str>,
     #[doc(hidden)]
-    pub call: fn(&Orion, Map<String, Value>, Option<FlowRun>) -> Result<BoxFuture<State>>,
+    pub call: RegistryCall,
     #[doc(hidden)]
     pub validate: fn(&Map<String, Value>) -> Result<()>,
     #[doc(hidden)]
     pub marker_name: fn() -> &'static str,
 }
+
+/// How the registry starts a flow: runtime, JSON parameters, an existing run to adopt.
+#[doc(hidden)]
+pub type RegistryCall = fn(&Orion, Map<String, Value>, Option<FlowRun>) -> Result<BoxFuture<State>>;
 
 inventory::collect!(RegisteredFlow);
 
