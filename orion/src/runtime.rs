@@ -72,6 +72,38 @@ impl Orion {
         }
     }
 
+    /// A runtime over the store a URL names: `memory://`, or `sqlite://PATH` (feature
+    /// `sqlite`; the file and its directory are created when missing).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Setting`] for an unknown scheme, store errors for a file that cannot
+    /// be used.
+    pub async fn open(url: &str) -> Result<Self> {
+        let bad = |reason: &str| crate::Error::Setting {
+            name: "database URL",
+            value: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        match url.split_once("://") {
+            Some(("memory", "")) => Ok(Self::memory()),
+            #[cfg(feature = "sqlite")]
+            Some(("sqlite", path)) if !path.is_empty() => {
+                let path = path.to_owned();
+                let store =
+                    tokio::task::spawn_blocking(move || crate::store::SqliteStore::open(path))
+                        .await
+                        .map_err(|e| bad(&e.to_string()))??;
+                Ok(Self::with_store(Arc::new(store)))
+            }
+            #[cfg(not(feature = "sqlite"))]
+            Some(("sqlite", _)) => Err(bad(
+                "this build has no SQLite store: enable orion's `sqlite` feature",
+            )),
+            _ => Err(bad("expected memory:// or sqlite://PATH")),
+        }
+    }
+
     /// The process-wide default runtime, created on first use (in memory).
     pub fn default_runtime() -> &'static Orion {
         static DEFAULT: OnceLock<Orion> = OnceLock::new();

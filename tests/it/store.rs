@@ -1,6 +1,110 @@
-use orion::store::MemoryStore;
+use std::path::PathBuf;
+
+use orion::store::{MemoryStore, SqliteStore, Store};
 
 #[tokio::test]
 async fn the_memory_store_passes_the_conformance_suite() {
     orion::store::testing::run_all(MemoryStore::new).await;
+}
+
+/// A fresh path in the system's temporary directory.
+fn temp_db(tag: &str) -> PathBuf {
+    std::env::temp_dir()
+        .join(format!(
+            "orion-it-{}-{tag}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ))
+        .join("orion.db")
+}
+
+#[tokio::test]
+async fn the_sqlite_store_passes_the_conformance_suite() {
+    orion::store::testing::run_all(|| SqliteStore::open(temp_db("conformance")).unwrap()).await;
+}
+
+#[tokio::test]
+async fn a_sqlite_file_keeps_everything_across_reopening() {
+    use orion::prelude::*;
+    let path = temp_db("reopen");
+    let orion = Orion::with_store(std::sync::Arc::new(SqliteStore::open(&path).unwrap()));
+    let report = orion::registry::require("registry-sum")
+        .unwrap()
+        .run(
+            &orion,
+            serde_json::json!({"nums": [1, 2], "origin": {"x": 0, "y": 0}}),
+        )
+        .await
+        .unwrap();
+    assert!(report.is_completed());
+    drop(orion);
+    let store = SqliteStore::open(&path).unwrap();
+    let runs = store.read_flow_runs(&Default::default()).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0].state.as_ref().unwrap().is_completed());
+    let states = store.read_flow_run_states(runs[0].id).await.unwrap();
+    assert_eq!(states.len(), 3);
+    let logs = store
+        .read_logs(&orion::store::LogFilter::new().flow_run_id(runs[0].id))
+        .await
+        .unwrap();
+    assert!(
+        logs.iter()
+            .any(|l| l.message.starts_with("Finished in state Completed"))
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a new database is readable by its owner only");
+    }
+}
+
+#[test]
+fn bad_files_are_clear_errors_and_are_not_altered() {
+    let path = temp_db("garbage");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let garbage = b"this is not a database, just some text that someone saved here".repeat(100);
+    std::fs::write(&path, &garbage).unwrap();
+    let err = SqliteStore::open(&path).unwrap_err().to_string();
+    assert!(err.contains("not") && err.contains("database"), "{err}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        garbage,
+        "the file was not changed"
+    );
+
+    // A database from a newer orion is refused, never migrated.
+    let newer = temp_db("newer");
+    drop(SqliteStore::open(&newer).unwrap());
+    {
+        let conn = rusqlite_free_bump(&newer);
+        assert!(conn);
+    }
+    let err = SqliteStore::open(&newer).unwrap_err().to_string();
+    assert!(err.contains("newer orion"), "{err}");
+}
+
+/// Sets the schema version past this build's, through SQLite's own tool-less route: the
+/// user_version lives at byte offset 60 of the header (big-endian).
+fn rusqlite_free_bump(path: &std::path::Path) -> bool {
+    // Make sure the WAL is checkpointed into the main file first: open and close cleanly.
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[60..64].copy_from_slice(&999u32.to_be_bytes());
+    std::fs::write(path, bytes).is_ok()
+}
+
+#[tokio::test]
+async fn runtimes_open_from_urls() {
+    let path = temp_db("url");
+    let orion = orion::Orion::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert!(orion.client().read_flows().await.unwrap().is_empty());
+    assert!(path.exists());
+    assert!(orion::Orion::open("memory://").await.is_ok());
+    for bad in ["postgres://x", "sqlite://", "nonsense"] {
+        let err = orion::Orion::open(bad).await.unwrap_err().to_string();
+        assert!(err.contains("database URL"), "{bad}: {err}");
+    }
 }

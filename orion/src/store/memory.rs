@@ -153,7 +153,7 @@ impl<R: RunTimes + Clone> Entry<R> {
 }
 
 /// The history keeps no result data: results live in the cache index only.
-fn strip(state: State) -> State {
+pub(crate) fn strip(state: State) -> State {
     if state.data().is_some() {
         state.map_data(|_| None)
     } else {

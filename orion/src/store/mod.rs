@@ -8,6 +8,8 @@ mod error;
 mod filter;
 mod memory;
 mod records;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
@@ -20,6 +22,8 @@ pub use error::StoreError;
 pub use filter::{DeploymentFilter, FlowRunFilter, LogFilter, Sort, TaskRunFilter};
 pub use memory::MemoryStore;
 pub use records::{Deployment, DeploymentSchedule, Flow, FlowRun, LogLevel, LogRecord, TaskRun};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
 
 use crate::state::State;
 
