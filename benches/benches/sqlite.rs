@@ -24,28 +24,41 @@ async fn sequential(n: u64) -> u64 {
 
 #[flow]
 async fn submitted(n: u64) -> u64 {
-    orion::gather(orion::map(0..n, |i| add(i, 1))).await.into_iter().sum()
+    orion::gather(orion::map(0..n, |i| add(i, 1)))
+        .await
+        .into_iter()
+        .sum()
 }
 
 fn store() -> Orion {
-    let dir = std::env::temp_dir().join(format!("orion-bench-{}-{}", std::process::id(), fastrand::u64(..)));
+    let dir = std::env::temp_dir().join(format!(
+        "orion-bench-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
     Orion::with_store(Arc::new(SqliteStore::open(dir.join("orion.db")).unwrap()))
 }
 
 fn sqlite(c: &mut Criterion) {
     orion::logging::set_console_level(None);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("sqlite");
     group.sample_size(10);
     group.throughput(Throughput::Elements(1000));
     group.bench_function("sequential_task_runs_1000", |b| {
         let orion = store();
-        b.to_async(&rt).iter(|| async { assert_eq!(sequential(1000).on(&orion).await, 499_500) });
+        b.to_async(&rt)
+            .iter(|| async { assert_eq!(sequential(1000).on(&orion).await, 499_500) });
     });
     group.throughput(Throughput::Elements(10_000));
     group.bench_function("submitted_task_runs_10000", |b| {
         let orion = store();
-        b.to_async(&rt).iter(|| async { assert_eq!(submitted(10_000).on(&orion).await, 50_005_000) });
+        b.to_async(&rt)
+            .iter(|| async { assert_eq!(submitted(10_000).on(&orion).await, 50_005_000) });
     });
     group.finish();
 }

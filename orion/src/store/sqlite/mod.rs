@@ -9,7 +9,7 @@ mod schema;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -106,6 +106,21 @@ impl SqliteStore {
         &self.path
     }
 
+    /// SQLite's own consistency check of the whole file: `"ok"` when it is sound.
+    ///
+    /// # Errors
+    ///
+    /// When the check cannot run.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(backend)?;
+        let lines: Result<Vec<String>, _> = rows.collect();
+        Ok(lines.map_err(backend)?.join("\n"))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -184,7 +199,9 @@ fn set_state<R: RunTimes + Serialize + DeserializeOwned>(
     state: State,
     on_written: impl FnOnce(&rusqlite::Transaction<'_>, &mut R, &State) -> Result<(), StoreError>,
 ) -> Result<SetState, StoreError> {
-    let tx = conn.transaction().map_err(backend)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend)?;
     let key = id.to_string();
     let mut run: R = one(
         &tx,
@@ -245,17 +262,14 @@ fn flow_runs_matching(
 impl Store for SqliteStore {
     fn upsert_flow(&self, flow: Flow) -> StoreFuture<'_, Flow> {
         self.with(|conn| {
-            if let Some(existing) =
-                one(conn, "SELECT body FROM flows WHERE name = ?1", [&flow.name])?
-            {
-                return Ok(existing);
-            }
+            // One statement, so two processes creating the same flow cannot collide.
             conn.execute(
-                "INSERT INTO flows (id, name, body) VALUES (?1, ?2, ?3)",
+                "INSERT INTO flows (id, name, body) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
                 params![flow.id.to_string(), flow.name, json(&flow)?],
             )
             .map_err(backend)?;
-            Ok(flow)
+            one(conn, "SELECT body FROM flows WHERE name = ?1", [&flow.name])?
+                .ok_or_else(|| StoreError::Backend(format!("flow {:?} vanished while being created", flow.name)))
         })
     }
 
@@ -279,7 +293,7 @@ impl Store for SqliteStore {
 
     fn create_flow_run(&self, mut run: FlowRun) -> StoreFuture<'_, FlowRun> {
         self.with(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
             if !exists(&tx, "SELECT 1 FROM flows WHERE id = ?1", &run.flow_id.to_string())? {
                 return Err(StoreError::NotFound { what: "flow", id: run.flow_id });
             }
@@ -316,7 +330,9 @@ impl Store for SqliteStore {
 
     fn delete_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, usize> {
         self.with(|conn| {
-            let tx = conn.transaction().map_err(backend)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
             let doomed = flow_runs_matching(&tx, filter)?;
             for run in &doomed {
                 let id = run.id.to_string();
@@ -382,7 +398,9 @@ impl Store for SqliteStore {
 
     fn create_task_run(&self, mut run: TaskRun) -> StoreFuture<'_, TaskRun> {
         self.with(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
             if let Some(parent) = run.flow_run_id {
                 if !exists(
                     &tx,
@@ -505,7 +523,7 @@ impl Store for SqliteStore {
 
     fn write_logs(&self, logs: Vec<LogRecord>) -> StoreFuture<'_, ()> {
         self.with(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
             {
                 let mut stmt = tx
                     .prepare_cached("INSERT INTO logs (flow_run_id, task_run_id, level, ts, body) VALUES (?1, ?2, ?3, ?4, ?5)")
@@ -549,7 +567,7 @@ impl Store for SqliteStore {
 
     fn upsert_deployments(&self, deployments: Vec<Deployment>) -> StoreFuture<'_, Vec<Deployment>> {
         self.with(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
             let mut stored = Vec::with_capacity(deployments.len());
             for mut d in deployments {
                 if !exists(&tx, "SELECT 1 FROM flows WHERE id = ?1", &d.flow_id.to_string())? {

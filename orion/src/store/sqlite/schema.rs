@@ -77,7 +77,16 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         )));
     }
     if version < 1 {
-        let tx = conn.transaction().map_err(super::backend)?;
+        // IMMEDIATE: two processes opening a new file at once migrate it once.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(super::backend)?;
+        let now: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(super::backend)?;
+        if now >= 1 {
+            return Ok(());
+        }
         tx.execute_batch(V1).map_err(super::backend)?;
         tx.pragma_update(None, "user_version", VERSION)
             .map_err(super::backend)?;

@@ -1,0 +1,221 @@
+//! The SQLite store with real OS processes: concurrent claims of one run, and a process killed
+//! with SIGKILL in the middle of a flow. Each test runs child copies of this binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use orion::prelude::*;
+use orion::store::{FlowRun, SqliteStore, Store, TaskRunFilter};
+use orion::{OrionClient, RetryPolicy, RunKind, RunRef, Transition};
+
+fn temp_db(tag: &str) -> PathBuf {
+    std::env::temp_dir()
+        .join(format!(
+            "orion-proc-{}-{tag}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ))
+        .join("orion.db")
+}
+
+fn child(test: &str, env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("ORION_CHILD", "1");
+    cmd.env("ORION_LOGGING_CONSOLE", "false");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Child: tries to claim the run (Scheduled → Pending) and prints what happened.
+#[tokio::test]
+async fn child_claim() {
+    if std::env::var_os("ORION_CHILD").is_none() {
+        return;
+    }
+    let path = std::env::var("ORION_DB").unwrap();
+    let id: uuid::Uuid = std::env::var("ORION_RUN").unwrap().parse().unwrap();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let client = OrionClient::new(store);
+    let run = client.read_flow_run(id).await.unwrap().unwrap();
+    let policy = RetryPolicy::default();
+    let run_ref = RunRef {
+        kind: RunKind::Flow,
+        id,
+        current: run.state.as_ref(),
+        run_count: 0,
+        retry: &policy,
+    };
+    match client.propose_state(run_ref, State::pending()).await {
+        Ok(Transition::Set(s)) if s.is_pending() => println!("RESULT CLAIMED"),
+        Err(orion::Error::Aborted { .. }) => println!("RESULT REFUSED"),
+        other => println!("RESULT ERROR {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn one_run_is_claimed_exactly_once_by_competing_processes() {
+    if std::env::var_os("ORION_CHILD").is_some() {
+        return;
+    }
+    let path = temp_db("claim");
+    let store = SqliteStore::open(&path).unwrap();
+    let client = OrionClient::new(Arc::new(store));
+    let flow = client.create_flow("contested").await.unwrap();
+    let mut run = FlowRun::new(&flow, "contested-run");
+    run.state = Some(State::scheduled(jiff::Timestamp::now()));
+    let run = client.create_flow_run(run).await.unwrap();
+
+    let env = [
+        ("ORION_DB", path.display().to_string()),
+        ("ORION_RUN", run.id.to_string()),
+    ];
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            child("child_claim", &env)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut results = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = text
+            .lines()
+            .find_map(|l| l.find("RESULT ").map(|i| l[i..].to_owned()))
+            .unwrap_or_else(|| {
+                format!(
+                    "RESULT NONE: {text} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        results.push(line);
+    }
+    let claimed = results.iter().filter(|r| *r == "RESULT CLAIMED").count();
+    let refused = results.iter().filter(|r| *r == "RESULT REFUSED").count();
+    assert_eq!((claimed, refused), (1, 5), "{results:?}");
+    assert_eq!(client.read_flow_run_states(run.id).await.unwrap().len(), 2);
+}
+
+#[task]
+async fn step(i: u64) -> u64 {
+    i
+}
+
+#[flow(name = "long-flow")]
+async fn long_flow(n: u64) {
+    for i in 0..n {
+        let name = format!("step-{i}");
+        step(i).name(name.clone()).await;
+        println!("DONE {name}");
+    }
+}
+
+/// Child: runs a long flow on the file, printing each task run it finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_long_flow() {
+    if std::env::var_os("ORION_CHILD").is_none() {
+        return;
+    }
+    let orion = Orion::open(&format!("sqlite://{}", std::env::var("ORION_DB").unwrap()))
+        .await
+        .unwrap();
+    long_flow(1_000_000).on(&orion).await;
+}
+
+#[test]
+fn states_committed_before_a_sigkill_survive_and_the_file_is_sound() {
+    if std::env::var_os("ORION_CHILD").is_some() {
+        return;
+    }
+    let path = temp_db("kill");
+    let mut c = child(
+        "child_long_flow",
+        &[("ORION_DB", path.display().to_string())],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut done = Vec::new();
+    let reader = BufReader::new(c.stdout.take().unwrap());
+    for line in reader.lines() {
+        let line = line.unwrap();
+        if let Some(name) = line.strip_prefix("DONE ") {
+            done.push(name.to_owned());
+            if done.len() == 40 {
+                break;
+            }
+        }
+    }
+    c.kill().unwrap(); // SIGKILL on Unix
+    c.wait().unwrap();
+    assert_eq!(done.len(), 40, "the child did not get far enough");
+    check_after_kill(&path, &done);
+}
+
+fn check_after_kill(path: &Path, done: &[String]) {
+    let store = SqliteStore::open(path).unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let runs = rt
+        .block_on(store.read_task_runs(&TaskRunFilter::new()))
+        .unwrap();
+    for name in done {
+        let run = runs
+            .iter()
+            .find(|r| &r.name == name)
+            .unwrap_or_else(|| panic!("{name} lost"));
+        assert!(
+            run.state.as_ref().unwrap().is_completed(),
+            "{name}: {:?}",
+            run.state
+        );
+    }
+    // The flow run itself was cut short: it is still Running (a reaper will mark it Crashed).
+    let flows = rt
+        .block_on(store.read_flow_runs(&Default::default()))
+        .unwrap();
+    assert_eq!(flows.len(), 1);
+    assert!(flows[0].state.as_ref().unwrap().is_running());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_connections_writing_at_once_never_see_a_locked_database() {
+    if std::env::var_os("ORION_CHILD").is_some() {
+        return;
+    }
+    let path = temp_db("two");
+    let a = Orion::with_store(Arc::new(SqliteStore::open(&path).unwrap()));
+    let b = Orion::with_store(Arc::new(SqliteStore::open(&path).unwrap()));
+    let (ra, rb) = tokio::join!(
+        tokio::spawn(async move { long_flow_short().on(&a).return_state().await }),
+        tokio::spawn(async move { long_flow_short().on(&b).return_state().await }),
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert!(ra.is_completed() && rb.is_completed(), "{ra} / {rb}");
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        store
+            .read_task_runs(&TaskRunFilter::new())
+            .await
+            .unwrap()
+            .len(),
+        400
+    );
+}
+
+#[flow(name = "short-flow")]
+async fn long_flow_short() {
+    for i in 0..200 {
+        step(i).await;
+    }
+}
