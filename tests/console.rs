@@ -25,8 +25,22 @@ async fn child_program() {
     leonardo_dicapriflow("Leo".to_string()).await;
 }
 
+/// A fresh ORION_HOME for a child.
+fn home() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "orion-console-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ))
+}
+
 fn run_child(env: &[(&str, &str)]) -> Vec<String> {
+    run_child_in(&home(), env)
+}
+
+fn run_child_in(home: &std::path::Path, env: &[(&str, &str)]) -> Vec<String> {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.env("ORION_HOME", home).env_remove("ORION_DATABASE_URL");
     cmd.args([
         "child_program",
         "--exact",
@@ -131,7 +145,8 @@ fn the_console_can_be_turned_off_and_bad_settings_are_reported() {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["child_program", "--exact", "--nocapture"])
         .env("ORION_CONSOLE_CHILD", "1")
-        .env("ORION_LOGGING_LEVEL", "LOUD");
+        .env("ORION_LOGGING_LEVEL", "LOUD")
+        .env("ORION_HOME", home());
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -142,4 +157,54 @@ fn the_console_can_be_turned_off_and_bad_settings_are_reported() {
         stderr.contains("| INFO    | "),
         "falls back to INFO: {stderr}"
     );
+}
+
+#[test]
+fn with_nothing_configured_runs_go_to_the_sqlite_file_in_orion_home() {
+    let home = home();
+    let lines = run_child_in(&home, &[]);
+    let run = lines[0]
+        .split("Created flow run '")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap()
+        .to_owned();
+    let db = home.join("orion.db");
+    assert!(db.exists(), "{} was not created", db.display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let store = orion::store::SqliteStore::open(&db).unwrap();
+    let runs = rt
+        .block_on(orion::store::Store::read_flow_runs(
+            &store,
+            &Default::default(),
+        ))
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].name, run);
+    assert!(runs[0].state.as_ref().unwrap().is_completed());
+
+    // A file that cannot be a database: the program still runs, in memory, and says why.
+    let broken = home.join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(
+        broken.join("orion.db"),
+        b"not a database at all, just text".repeat(50),
+    )
+    .unwrap();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["child_program", "--exact", "--nocapture"])
+        .env("ORION_CONSOLE_CHILD", "1")
+        .env("ORION_HOME", &broken);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("keeping this program's runs in memory instead"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Finished in state Completed"), "{stderr}");
 }

@@ -16,7 +16,8 @@ tokio::task_local! {
 /// The embedded runtime: a store, the client over it, and the run-log buffer.
 ///
 /// Flow calls run on the *ambient* runtime: the one of the enclosing [`Orion::scope`], else
-/// the process-wide default ([`Orion::default_runtime`], in memory). A `FlowCall` can also be
+/// the process-wide default ([`Orion::default_runtime`], the SQLite file `~/.orion/orion.db`
+/// unless `ORION_DATABASE_URL` says otherwise). A `FlowCall` can also be
 /// pointed at one explicitly with `.on(&orion)`. Cheap to clone.
 ///
 /// ```
@@ -80,6 +81,23 @@ impl Orion {
     /// [`crate::Error::Setting`] for an unknown scheme, store errors for a file that cannot
     /// be used.
     pub async fn open(url: &str) -> Result<Self> {
+        let url = url.to_owned();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&url))
+            .await
+            .map_err(|e| crate::Error::Setting {
+                name: "database URL",
+                value: String::new(),
+                reason: e.to_string(),
+            })?
+    }
+
+    /// [`Orion::open`] for code outside async: opening a file store does blocking I/O.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Setting`] for an unknown scheme, store errors for a file that cannot
+    /// be used.
+    pub fn open_blocking(url: &str) -> Result<Self> {
         let bad = |reason: &str| crate::Error::Setting {
             name: "database URL",
             value: url.to_owned(),
@@ -88,14 +106,9 @@ impl Orion {
         match url.split_once("://") {
             Some(("memory", "")) => Ok(Self::memory()),
             #[cfg(feature = "sqlite")]
-            Some(("sqlite", path)) if !path.is_empty() => {
-                let path = path.to_owned();
-                let store =
-                    tokio::task::spawn_blocking(move || crate::store::SqliteStore::open(path))
-                        .await
-                        .map_err(|e| bad(&e.to_string()))??;
-                Ok(Self::with_store(Arc::new(store)))
-            }
+            Some(("sqlite", path)) if !path.is_empty() => Ok(Self::with_store(Arc::new(
+                crate::store::SqliteStore::open(path)?,
+            ))),
             #[cfg(not(feature = "sqlite"))]
             Some(("sqlite", _)) => Err(bad(
                 "this build has no SQLite store: enable orion's `sqlite` feature",
@@ -104,10 +117,47 @@ impl Orion {
         }
     }
 
-    /// The process-wide default runtime, created on first use (in memory).
+    /// The process-wide default runtime, created on first use from the environment (see
+    /// [`Orion::from_env`]): by default the SQLite file `~/.orion/orion.db`, as Prefect's
+    /// default is its local database.
+    ///
+    /// When that store cannot be opened, the error is printed and the default runtime keeps
+    /// its records in memory instead: calling a flow never fails for it.
     pub fn default_runtime() -> &'static Orion {
         static DEFAULT: OnceLock<Orion> = OnceLock::new();
-        DEFAULT.get_or_init(Orion::memory)
+        DEFAULT.get_or_init(|| {
+            Orion::from_env().unwrap_or_else(|e| {
+                eprintln!("orion: {e}; keeping this program's runs in memory instead");
+                Orion::memory()
+            })
+        })
+    }
+
+    /// The database URL the environment names: `ORION_DATABASE_URL` (`memory://` or
+    /// `sqlite://PATH`), else `sqlite://$ORION_HOME/orion.db` with `ORION_HOME` defaulting to
+    /// `~/.orion`.
+    pub fn database_url_from_env() -> String {
+        if let Ok(url) = std::env::var("ORION_DATABASE_URL") {
+            if !url.trim().is_empty() {
+                return url.trim().to_owned();
+            }
+        }
+        let home = std::env::var_os("ORION_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".orion"))
+            })
+            .unwrap_or_else(|| std::path::PathBuf::from(".orion"));
+        format!("sqlite://{}", home.join("orion.db").display())
+    }
+
+    /// A runtime over the store the environment names ([`Orion::database_url_from_env`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Orion::open_blocking`].
+    pub fn from_env() -> Result<Self> {
+        Self::open_blocking(&Self::database_url_from_env())
     }
 
     /// The runtime code runs under now: the current run's, else the enclosing

@@ -89,3 +89,49 @@ fn invalid_input_exits_2_with_the_error_on_stderr() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn database_info_and_reset() {
+    let dir = std::env::temp_dir().join(format!(
+        "orion-cli-db-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let db = dir.join("orion.db");
+    let url = format!("sqlite://{}", db.display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let orion = rt.block_on(orion::Orion::open(&url)).unwrap();
+    rt.block_on(orion.client().create_flow("info-flow"))
+        .unwrap();
+    drop(orion);
+
+    let (code, out, err) = run(&["database", "--url", &url, "info"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&db.display().to_string()), "{out}");
+    assert!(out.contains("schema version   1"), "{out}");
+    assert!(out.contains("flows            1"), "{out}");
+    assert!(out.contains("integrity        ok"), "{out}");
+
+    // Without --yes it asks; anything but yes keeps the data.
+    let mut outb = Vec::new();
+    let mut errb = Vec::new();
+    let args = ["orion", "database", "--url", &url, "reset"];
+    let code = orion::cli::run_with_input(args, &mut outb, &mut errb, &mut &b"n\n"[..]);
+    assert_eq!(code, 0);
+    assert!(String::from_utf8(outb).unwrap().contains("Not reset."));
+    let (_, out, _) = run(&["database", "--url", &url, "info"]);
+    assert!(out.contains("flows            1"), "{out}");
+
+    let (code, out, _) = run(&["database", "reset", "--yes", "--url", &url]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("Reset "), "{out}");
+    let (_, out, _) = run(&["database", "--url", &url, "info"]);
+    assert!(out.contains("flows            0"), "{out}");
+
+    let (code, _, err) = run(&["database", "--url", "memory://", "info"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a file"), "{err}");
+}

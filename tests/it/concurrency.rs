@@ -213,6 +213,13 @@ async fn tasks_submitted_outside_a_flow_run_as_tokio_tasks() {
         .scope(async { orion::gather(orion::map(1..=3u8, |x| fails_when(x == 0))).await })
         .await;
     assert_eq!(values, [Ok(1), Ok(1), Ok(1)]);
+    // They are recorded in the scope's runtime, not the process-wide default.
+    let runs = harness
+        .client()
+        .read_task_runs(&orion::store::TaskRunFilter::new())
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 3);
 }
 
 #[flow(timeout_seconds = 5)]

@@ -136,6 +136,7 @@ impl OrionClient {
         run.work_queue_name = Some(deployment.work_queue_name.clone());
         run.auto_scheduled = options.schedule_index.is_some();
         run.idempotency_key = options.idempotency_key;
+        run.created = self.now();
         run.expected_start_time = Some(at);
         run.state = Some(State::scheduled(at));
         self.create_flow_run(run).await

@@ -214,6 +214,27 @@ impl OrionClient {
         Ok(self.store.read_logs(filter).await?)
     }
 
+    /// Deletes the flow runs (with their task runs, states and logs) created more than `age`
+    /// ago that have finished; returns how many. Runs still scheduled or running are kept.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn delete_runs_older_than(&self, age: std::time::Duration) -> Result<usize> {
+        let age = jiff::SignedDuration::try_from(age).unwrap_or(jiff::SignedDuration::MAX);
+        let cutoff = self.now().checked_sub(age).unwrap_or(Timestamp::MIN);
+        let finished = [
+            crate::StateType::Completed,
+            crate::StateType::Failed,
+            crate::StateType::Cancelled,
+            crate::StateType::Crashed,
+        ];
+        let filter = FlowRunFilter::new()
+            .created_between(None, Some(cutoff))
+            .state_types(finished);
+        Ok(self.store.delete_flow_runs(&filter).await?)
+    }
+
     /// Proposes `proposed` as the run's next state: the orchestration rules decide, then the
     /// chosen state is written with a compare-and-set. When another writer moved the run
     /// meanwhile, the rules are run again against the state it is really in.

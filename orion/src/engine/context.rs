@@ -274,7 +274,8 @@ pub(crate) fn sync_scope<T>(ctx: RunCtx, f: impl FnOnce() -> T) -> T {
 /// }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// # orion::logging::set_console_level(None);
-/// assert_eq!(who_am_i().await, "who-am-i"); // flow names use hyphens by default
+/// let orion = orion::Orion::memory();
+/// assert_eq!(orion.scope(who_am_i()).await, "who-am-i"); // flow names use hyphens by default
 /// # }
 /// ```
 pub fn flow_run_context() -> Option<FlowRunContext> {

@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
-
 use super::context::{self, FlowRunContext, FlowRunCtx, RunCtx};
 use super::flow_call::FlowCall;
 use super::outcome::{CatchUnwind, Outcome, Verdict, panic_message};
@@ -67,7 +65,9 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
             record.tags = std::mem::take(&mut call.tags);
             record.parent_task_run_id = parent_task.as_ref().map(|(t, _)| t.id);
             record.task_runner = Some(runner.to_string());
-            record.expected_start_time = Some(Timestamp::now());
+            // Stamped by the client's clock, like the run's states.
+            record.created = client.now();
+            record.expected_start_time = Some(record.created);
             record.state = Some(State::pending());
             match client.create_flow_run(record).await {
                 Ok(r) => r,

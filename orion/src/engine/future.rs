@@ -78,6 +78,11 @@ impl<R: Send + 'static> IntoFuture for TaskFuture<R> {
 pub(crate) fn submit<R: Send + 'static>(call: TaskCall<R>) -> TaskFuture<R> {
     let parent = context::current();
     let flow = parent.as_ref().and_then(|p| p.flow().cloned());
+    let mut call = call;
+    if parent.is_none() && call.orion.is_none() {
+        // The spawned task does not inherit the ambient runtime's scope: carry it along.
+        call.orion = Some(crate::Orion::current());
+    }
     let from_error = call.from_error;
     let dynamic_key = super::task_run::dynamic_key_for(flow.as_deref(), call.spec);
     let guard = flow.as_ref().map(|f| f.children.start());
@@ -141,7 +146,7 @@ pub(crate) fn submit<R: Send + 'static>(call: TaskCall<R>) -> TaskFuture<R> {
 /// }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// # orion::logging::set_console_level(None);
-/// assert_eq!(squares().await, 14);
+/// assert_eq!(Orion::memory().scope(squares()).await, 14);
 /// # }
 /// ```
 pub fn map<I, R>(items: I, mut task: impl FnMut(I::Item) -> TaskCall<R>) -> Vec<TaskFuture<R>>

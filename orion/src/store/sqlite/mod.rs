@@ -106,6 +106,36 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Rebuilds the file to give back the space of deleted records.
+    ///
+    /// # Errors
+    ///
+    /// When SQLite cannot.
+    pub fn vacuum(&self) -> Result<(), StoreError> {
+        self.lock().execute_batch("VACUUM").map_err(backend)
+    }
+
+    /// Rows per table and the schema version, for `orion database info`.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be read.
+    pub fn stats(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let conn = self.lock();
+        let mut out = vec![(
+            "schema version".to_owned(),
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(backend)?,
+        )];
+        for table in ["flows", "flow_runs", "task_runs", "deployments", "logs"] {
+            let n: i64 = conn
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .map_err(backend)?;
+            out.push((table.replace('_', " "), n));
+        }
+        Ok(out)
+    }
+
     /// SQLite's own consistency check of the whole file: `"ok"` when it is sound.
     ///
     /// # Errors
