@@ -54,43 +54,19 @@ pub(crate) trait RunTimes {
     );
 }
 
-impl RunTimes for FlowRun {
-    fn state_slot(&mut self) -> &mut Option<State> {
-        &mut self.state
-    }
-    fn times(
-        &mut self,
-    ) -> (
-        &mut u32,
-        &mut Option<jiff::Timestamp>,
-        &mut Option<jiff::Timestamp>,
-    ) {
-        (
-            &mut self.run_count,
-            &mut self.start_time,
-            &mut self.end_time,
-        )
-    }
+macro_rules! run_times {
+    ($($run:ty),*) => {$(
+        impl RunTimes for $run {
+            fn state_slot(&mut self) -> &mut Option<State> {
+                &mut self.state
+            }
+            fn times(&mut self) -> (&mut u32, &mut Option<jiff::Timestamp>, &mut Option<jiff::Timestamp>) {
+                (&mut self.run_count, &mut self.start_time, &mut self.end_time)
+            }
+        }
+    )*};
 }
-
-impl RunTimes for TaskRun {
-    fn state_slot(&mut self) -> &mut Option<State> {
-        &mut self.state
-    }
-    fn times(
-        &mut self,
-    ) -> (
-        &mut u32,
-        &mut Option<jiff::Timestamp>,
-        &mut Option<jiff::Timestamp>,
-    ) {
-        (
-            &mut self.run_count,
-            &mut self.start_time,
-            &mut self.end_time,
-        )
-    }
-}
+run_times!(FlowRun, TaskRun);
 
 /// Bookkeeping every backend does on an accepted state write: run count, start and end time.
 pub(crate) fn record_state_times<R: RunTimes>(run: &mut R, state: &State) {
