@@ -5,11 +5,12 @@
 //! Every state write is a transaction that compares the stored current state's id first.
 
 mod schema;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -32,7 +33,12 @@ use crate::state::State;
 /// ```
 #[derive(Debug)]
 pub struct SqliteStore {
+    /// The connection reads use.
     conn: Mutex<Connection>,
+    /// Queue of the writer thread, which owns a second connection (None once dropping).
+    writer: Mutex<Option<std::sync::mpsc::Sender<writer::Job>>>,
+    /// The writer thread, joined on drop so the file is closed when the store is.
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     path: PathBuf,
 }
 
@@ -95,8 +101,22 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .map_err(backend)?;
         schema::migrate(&mut conn)?;
+        let write_conn = Connection::open(&path).map_err(backend)?;
+        write_conn
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend)?;
+        write_conn
+            .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(backend)?;
+        let (sender, jobs) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("orion-sqlite-writer".into())
+            .spawn(move || writer::run(write_conn, jobs))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            writer: Mutex::new(Some(sender)),
+            writer_thread: Mutex::new(Some(thread)),
             path,
         })
     }
@@ -151,6 +171,22 @@ impl SqliteStore {
         Ok(lines.map_err(backend)?.join("\n"))
     }
 
+    /// Runs a write on the writer thread; see `writer`.
+    fn write<'a, T: Send + 'static>(
+        &'a self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<'a, T> {
+        let sender = self
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match sender {
+            Some(sender) => writer::submit(&sender, work),
+            None => ready(Err(StoreError::Backend("the store is closing".into()))),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -161,6 +197,21 @@ impl SqliteStore {
     ) -> StoreFuture<'a, T> {
         let mut conn = self.lock();
         ready(f(&mut conn))
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the queue ends the writer once its last transaction has committed.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = self
+            .writer_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -227,11 +278,9 @@ fn set_state<R: RunTimes + Serialize + DeserializeOwned>(
     id: Uuid,
     expected: Option<Uuid>,
     state: State,
-    on_written: impl FnOnce(&rusqlite::Transaction<'_>, &mut R, &State) -> Result<(), StoreError>,
+    on_written: impl FnOnce(&Connection, &mut R, &State) -> Result<(), StoreError>,
 ) -> Result<SetState, StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(backend)?;
+    let tx = conn.savepoint().map_err(backend)?;
     let key = id.to_string();
     let mut run: R = one(
         &tx,
@@ -291,7 +340,7 @@ fn flow_runs_matching(
 
 impl Store for SqliteStore {
     fn upsert_flow(&self, flow: Flow) -> StoreFuture<'_, Flow> {
-        self.with(|conn| {
+        self.write(move |conn| {
             // One statement, so two processes creating the same flow cannot collide.
             conn.execute(
                 "INSERT INTO flows (id, name, body) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
@@ -322,8 +371,8 @@ impl Store for SqliteStore {
     }
 
     fn create_flow_run(&self, mut run: FlowRun) -> StoreFuture<'_, FlowRun> {
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+        self.write(move |conn| {
+            let tx = conn.savepoint().map_err(backend)?;
             if !exists(&tx, "SELECT 1 FROM flows WHERE id = ?1", &run.flow_id.to_string())? {
                 return Err(StoreError::NotFound { what: "flow", id: run.flow_id });
             }
@@ -359,11 +408,10 @@ impl Store for SqliteStore {
     }
 
     fn delete_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, usize> {
-        self.with(|conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
-            let doomed = flow_runs_matching(&tx, filter)?;
+        let filter = filter.clone();
+        self.write(move |conn| {
+            let tx = conn.savepoint().map_err(backend)?;
+            let doomed = flow_runs_matching(&tx, &filter)?;
             for run in &doomed {
                 let id = run.id.to_string();
                 tx.execute("DELETE FROM logs WHERE flow_run_id = ?1", [&id])
@@ -396,7 +444,7 @@ impl Store for SqliteStore {
         expected: Option<Uuid>,
         state: State,
     ) -> StoreFuture<'_, SetState> {
-        self.with(move |conn| {
+        self.write(move |conn| {
             set_state::<FlowRun>(
                 conn,
                 ("flow_runs", "flow_run_states"),
@@ -427,10 +475,8 @@ impl Store for SqliteStore {
     }
 
     fn create_task_run(&self, mut run: TaskRun) -> StoreFuture<'_, TaskRun> {
-        self.with(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+        self.write(move |conn| {
+            let tx = conn.savepoint().map_err(backend)?;
             if let Some(parent) = run.flow_run_id {
                 if !exists(
                     &tx,
@@ -505,7 +551,7 @@ impl Store for SqliteStore {
         expected: Option<Uuid>,
         state: State,
     ) -> StoreFuture<'_, SetState> {
-        self.with(move |conn| {
+        self.write(move |conn| {
             set_state::<TaskRun>(
                 conn,
                 ("task_runs", "task_run_states"),
@@ -552,8 +598,8 @@ impl Store for SqliteStore {
     }
 
     fn write_logs(&self, logs: Vec<LogRecord>) -> StoreFuture<'_, ()> {
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+        self.write(move |conn| {
+            let tx = conn.savepoint().map_err(backend)?;
             {
                 let mut stmt = tx
                     .prepare_cached("INSERT INTO logs (flow_run_id, task_run_id, level, ts, body) VALUES (?1, ?2, ?3, ?4, ?5)")
@@ -596,8 +642,8 @@ impl Store for SqliteStore {
     }
 
     fn upsert_deployments(&self, deployments: Vec<Deployment>) -> StoreFuture<'_, Vec<Deployment>> {
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+        self.write(move |conn| {
+            let tx = conn.savepoint().map_err(backend)?;
             let mut stored = Vec::with_capacity(deployments.len());
             for mut d in deployments {
                 if !exists(&tx, "SELECT 1 FROM flows WHERE id = ?1", &d.flow_id.to_string())? {
@@ -657,7 +703,7 @@ impl Store for SqliteStore {
     }
 
     fn delete_deployment(&self, id: Uuid) -> StoreFuture<'_, bool> {
-        self.with(|conn| {
+        self.write(move |conn| {
             Ok(conn
                 .execute("DELETE FROM deployments WHERE id = ?1", [id.to_string()])
                 .map_err(backend)?
