@@ -74,7 +74,8 @@ impl Orion {
     }
 
     /// A runtime over the store a URL names: `memory://`, or `sqlite://PATH` (feature
-    /// `sqlite`; the file and its directory are created when missing).
+    /// `sqlite`; the file and its directory are created when missing), optionally
+    /// `sqlite://PATH?synchronous=normal` (see [`crate::store::Durability`]).
     ///
     /// # Errors
     ///
@@ -106,9 +107,22 @@ impl Orion {
         match url.split_once("://") {
             Some(("memory", "")) => Ok(Self::memory()),
             #[cfg(feature = "sqlite")]
-            Some(("sqlite", path)) if !path.is_empty() => Ok(Self::with_store(Arc::new(
-                crate::store::SqliteStore::open(path)?,
-            ))),
+            Some(("sqlite", rest)) if !rest.is_empty() => {
+                use crate::store::{Durability, SqliteStore};
+                let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+                let durability = match query {
+                    "" | "synchronous=full" => Durability::Full,
+                    "synchronous=normal" => Durability::Normal,
+                    _ => {
+                        return Err(bad(
+                            "the only option is ?synchronous=full or ?synchronous=normal",
+                        ));
+                    }
+                };
+                Ok(Self::with_store(Arc::new(SqliteStore::open_with(
+                    path, durability,
+                )?)))
+            }
             #[cfg(not(feature = "sqlite"))]
             Some(("sqlite", _)) => Err(bad(
                 "this build has no SQLite store: enable orion's `sqlite` feature",

@@ -103,7 +103,19 @@ async fn runtimes_open_from_urls() {
     assert!(orion.client().read_flows().await.unwrap().is_empty());
     assert!(path.exists());
     assert!(orion::Orion::open("memory://").await.is_ok());
-    for bad in ["postgres://x", "sqlite://", "nonsense"] {
+    let normal = temp_db("normal");
+    assert!(
+        orion::Orion::open(&format!("sqlite://{}?synchronous=normal", normal.display()))
+            .await
+            .is_ok()
+    );
+    assert!(normal.exists());
+    for bad in [
+        "postgres://x",
+        "sqlite://",
+        "nonsense",
+        "sqlite:///tmp/x.db?fast=yes",
+    ] {
         let err = orion::Orion::open(bad).await.unwrap_err().to_string();
         assert!(err.contains("database URL"), "{bad}: {err}");
     }

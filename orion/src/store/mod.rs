@@ -23,7 +23,7 @@ pub use filter::{DeploymentFilter, FlowRunFilter, LogFilter, Sort, TaskRunFilter
 pub use memory::MemoryStore;
 pub use records::{Deployment, DeploymentSchedule, Flow, FlowRun, LogLevel, LogRecord, TaskRun};
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteStore};
 
 use crate::state::State;
 
