@@ -1,0 +1,9 @@
+use orion::deployment::DeploymentSpec;
+
+async fn plain(x: u32) -> u32 {
+    x
+}
+
+fn main() {
+    let _ = DeploymentSpec::new("d").flow(plain);
+}
