@@ -68,6 +68,39 @@ pub struct RunRef<'a> {
     pub retry: &'a RetryPolicy,
 }
 
+impl<'a> RunRef<'a> {
+    /// A flow run believed to be in `current`.
+    pub fn flow(
+        id: Uuid,
+        current: Option<&'a State>,
+        run_count: u32,
+        retry: &'a RetryPolicy,
+    ) -> Self {
+        RunRef {
+            kind: RunKind::Flow,
+            id,
+            current,
+            run_count,
+            retry,
+        }
+    }
+    /// A task run believed to be in `current`.
+    pub fn task(
+        id: Uuid,
+        current: Option<&'a State>,
+        run_count: u32,
+        retry: &'a RetryPolicy,
+    ) -> Self {
+        RunRef {
+            kind: RunKind::Task,
+            id,
+            current,
+            run_count,
+            retry,
+        }
+    }
+}
+
 impl OrionClient {
     /// A client over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {

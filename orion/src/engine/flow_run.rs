@@ -9,7 +9,7 @@ use super::flow_call::FlowCall;
 use super::outcome::{CatchUnwind, Outcome, Verdict, panic_message};
 use super::task_run::{Failure, propose_until_set};
 use crate::client::RunRef;
-use crate::orchestration::{RetryDelay, RetryPolicy, RunKind};
+use crate::orchestration::{RetryDelay, RetryPolicy};
 use crate::state::State;
 use crate::store::{FlowRun, LogLevel, TaskRun};
 use crate::{Orion, OrionClient};
@@ -126,13 +126,7 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
         };
         let entered = match propose_until_set(
             &client,
-            RunRef {
-                kind: RunKind::Flow,
-                id: info.id,
-                current: Some(&current),
-                run_count,
-                retry: &retry,
-            },
+            RunRef::flow(info.id, Some(&current), run_count, &retry),
             proposed,
         )
         .await
@@ -179,13 +173,7 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
             .then(|| proposed.message().unwrap_or_default().to_owned());
         let state = match propose_until_set(
             &client,
-            RunRef {
-                kind: RunKind::Flow,
-                id: info.id,
-                current: Some(&current),
-                run_count,
-                retry: &retry,
-            },
+            RunRef::flow(info.id, Some(&current), run_count, &retry),
             proposed,
         )
         .await
@@ -268,13 +256,7 @@ async fn create_parent_task_run(
     let task = client.create_task_run(task).await?;
     let pending = task.state.clone().unwrap_or_else(State::pending);
     let policy = RetryPolicy::default();
-    let run = RunRef {
-        kind: RunKind::Task,
-        id: task.id,
-        current: Some(&pending),
-        run_count: 0,
-        retry: &policy,
-    };
+    let run = RunRef::task(task.id, Some(&pending), 0, &policy);
     let running = propose_until_set(client, run, State::running()).await?;
     Ok((task, running))
 }
@@ -287,13 +269,7 @@ async fn finish_parent_task_run(
     final_state: &State,
 ) {
     let policy = RetryPolicy::default();
-    let run = RunRef {
-        kind: RunKind::Task,
-        id: task.id,
-        current: Some(&current),
-        run_count: 1,
-        retry: &policy,
-    };
+    let run = RunRef::task(task.id, Some(&current), 1, &policy);
     let mirror = final_state.without_data::<serde_json::Value>().renewed();
     // The subflow's own state is recorded already; a failure here only loses the mirror.
     let _ = propose_until_set(client, run, mirror).await;
@@ -303,13 +279,7 @@ async fn finish_parent_task_run(
 /// orchestration, so a run already claimed elsewhere is not run twice.
 async fn claim(client: &OrionClient, run: FlowRun) -> Result<FlowRun, State> {
     let policy = RetryPolicy::default();
-    let run_ref = RunRef {
-        kind: RunKind::Flow,
-        id: run.id,
-        current: run.state.as_ref(),
-        run_count: run.run_count,
-        retry: &policy,
-    };
+    let run_ref = RunRef::flow(run.id, run.state.as_ref(), run.run_count, &policy);
     match client.propose_state(run_ref, State::pending()).await {
         Ok(crate::Transition::Set(state)) if state.is_pending() => Ok(FlowRun {
             state: Some(state),

@@ -9,7 +9,7 @@ use super::context::{self, Children, FlowRunCtx, RunCtx, TaskRunContext, TaskRun
 use super::outcome::{CatchUnwind, Outcome, Payload, Verdict, panic_message};
 use super::task_call::{Body, TaskCall, TaskOptions};
 use crate::client::{RunRef, Transition};
-use crate::orchestration::{RetryPolicy, RunKind};
+use crate::orchestration::RetryPolicy;
 use crate::state::{State, StateDetails};
 use crate::store::{LogLevel, TaskRun};
 use crate::{Error, Orion};
@@ -128,13 +128,7 @@ pub(crate) async fn run<R: Send + 'static>(
         }
         let entered = match propose_until_set(
             client,
-            RunRef {
-                kind: RunKind::Task,
-                id: info.id,
-                current: Some(&current),
-                run_count: info.run_count,
-                retry: &retry,
-            },
+            RunRef::task(info.id, Some(&current), info.run_count, &retry),
             proposed,
         )
         .await
@@ -228,13 +222,7 @@ pub(crate) async fn run<R: Send + 'static>(
             .then(|| proposed.message().unwrap_or_default().to_owned());
         let state = match propose_until_set(
             client,
-            RunRef {
-                kind: RunKind::Task,
-                id: info.id,
-                current: Some(&current),
-                run_count: info.run_count,
-                retry: &retry,
-            },
+            RunRef::task(info.id, Some(&current), info.run_count, &retry),
             proposed,
         )
         .await
