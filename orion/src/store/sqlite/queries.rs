@@ -1,0 +1,388 @@
+//! The `Store` operations of [`SqliteStore`]: reads on the shared connection, writes queued
+//! for the writer thread.
+
+use rusqlite::params;
+use uuid::Uuid;
+
+use super::{
+    SqliteStore, backend, exists, first_state, flow_runs_matching, json, many, one, set_state,
+};
+use crate::state::State;
+use crate::store::{
+    Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, LogFilter, LogRecord, SetState,
+    Store, StoreError, StoreFuture, TaskRun, TaskRunFilter,
+};
+
+impl Store for SqliteStore {
+    fn upsert_flow(&self, flow: Flow) -> StoreFuture<'_, Flow> {
+        self.write(move |conn| {
+            // One statement, so two processes creating the same flow cannot collide.
+            conn.execute(
+                "INSERT INTO flows (id, name, body) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
+                params![flow.id.to_string(), flow.name, json(&flow)?],
+            )
+            .map_err(backend)?;
+            one(conn, "SELECT body FROM flows WHERE name = ?1", [&flow.name])?
+                .ok_or_else(|| StoreError::Backend(format!("flow {:?} vanished while being created", flow.name)))
+        })
+    }
+
+    fn read_flow(&self, id: Uuid) -> StoreFuture<'_, Option<Flow>> {
+        self.with(|conn| {
+            one(
+                conn,
+                "SELECT body FROM flows WHERE id = ?1",
+                [id.to_string()],
+            )
+        })
+    }
+
+    fn read_flow_by_name<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Flow>> {
+        self.with(|conn| one(conn, "SELECT body FROM flows WHERE name = ?1", [name]))
+    }
+
+    fn read_flows(&self) -> StoreFuture<'_, Vec<Flow>> {
+        self.with(|conn| many(conn, "SELECT body FROM flows ORDER BY name", []))
+    }
+
+    fn create_flow_run(&self, mut run: FlowRun) -> StoreFuture<'_, FlowRun> {
+        self.write(move |conn| {
+            let tx = conn.savepoint().map_err(backend)?;
+            if !exists(&tx, "SELECT 1 FROM flows WHERE id = ?1", &run.flow_id.to_string())? {
+                return Err(StoreError::NotFound { what: "flow", id: run.flow_id });
+            }
+            if exists(&tx, "SELECT 1 FROM flow_runs WHERE id = ?1", &run.id.to_string())? {
+                return Err(StoreError::AlreadyExists { what: "flow run", key: run.id.to_string() });
+            }
+            if let Some(key) = &run.idempotency_key {
+                let sql = "SELECT body FROM flow_runs WHERE flow_id = ?1 AND idempotency_key = ?2";
+                if let Some(existing) = one(&tx, sql, params![run.flow_id.to_string(), key])? {
+                    return Ok(existing);
+                }
+            }
+            let first = first_state(&mut run);
+            tx.execute(
+                "INSERT INTO flow_runs (id, flow_id, deployment_id, parent_task_run_id, idempotency_key, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    run.id.to_string(),
+                    run.flow_id.to_string(),
+                    run.deployment_id.map(|d| d.to_string()),
+                    run.parent_task_run_id.map(|d| d.to_string()),
+                    run.idempotency_key,
+                    json(&run)?
+                ],
+            )
+            .map_err(backend)?;
+            if let Some(first) = first {
+                tx.execute("INSERT INTO flow_run_states (run_id, seq, body) VALUES (?1, 0, ?2)", params![run.id.to_string(), json(&first)?])
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(run)
+        })
+    }
+
+    fn delete_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, usize> {
+        let filter = filter.clone();
+        self.write(move |conn| {
+            let tx = conn.savepoint().map_err(backend)?;
+            let doomed = flow_runs_matching(&tx, &filter)?;
+            for run in &doomed {
+                let id = run.id.to_string();
+                tx.execute("DELETE FROM logs WHERE flow_run_id = ?1", [&id])
+                    .map_err(backend)?;
+                tx.execute("DELETE FROM flow_runs WHERE id = ?1", [&id])
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(doomed.len())
+        })
+    }
+
+    fn read_flow_run(&self, id: Uuid) -> StoreFuture<'_, Option<FlowRun>> {
+        self.with(|conn| {
+            one(
+                conn,
+                "SELECT body FROM flow_runs WHERE id = ?1",
+                [id.to_string()],
+            )
+        })
+    }
+
+    fn read_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, Vec<FlowRun>> {
+        self.with(|conn| Ok(filter.finish(flow_runs_matching(conn, filter)?)))
+    }
+
+    fn set_flow_run_state(
+        &self,
+        id: Uuid,
+        expected: Option<Uuid>,
+        state: State,
+    ) -> StoreFuture<'_, SetState> {
+        self.write(move |conn| {
+            set_state::<FlowRun>(
+                conn,
+                ("flow_runs", "flow_run_states"),
+                "flow run",
+                id,
+                expected,
+                state,
+                |_, _, _| Ok(()),
+            )
+        })
+    }
+
+    fn read_flow_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
+        self.with(move |conn| {
+            let key = id.to_string();
+            if !exists(conn, "SELECT 1 FROM flow_runs WHERE id = ?1", &key)? {
+                return Err(StoreError::NotFound {
+                    what: "flow run",
+                    id,
+                });
+            }
+            many(
+                conn,
+                "SELECT body FROM flow_run_states WHERE run_id = ?1 ORDER BY seq",
+                [key],
+            )
+        })
+    }
+
+    fn create_task_run(&self, mut run: TaskRun) -> StoreFuture<'_, TaskRun> {
+        self.write(move |conn| {
+            let tx = conn.savepoint().map_err(backend)?;
+            if let Some(parent) = run.flow_run_id {
+                if !exists(
+                    &tx,
+                    "SELECT 1 FROM flow_runs WHERE id = ?1",
+                    &parent.to_string(),
+                )? {
+                    return Err(StoreError::NotFound {
+                        what: "flow run",
+                        id: parent,
+                    });
+                }
+            }
+            if exists(
+                &tx,
+                "SELECT 1 FROM task_runs WHERE id = ?1",
+                &run.id.to_string(),
+            )? {
+                return Err(StoreError::AlreadyExists {
+                    what: "task run",
+                    key: run.id.to_string(),
+                });
+            }
+            let first = first_state(&mut run);
+            tx.execute(
+                "INSERT INTO task_runs (id, flow_run_id, body) VALUES (?1, ?2, ?3)",
+                params![
+                    run.id.to_string(),
+                    run.flow_run_id.map(|f| f.to_string()),
+                    json(&run)?
+                ],
+            )
+            .map_err(backend)?;
+            if let Some(first) = first {
+                tx.execute(
+                    "INSERT INTO task_run_states (run_id, seq, body) VALUES (?1, 0, ?2)",
+                    params![run.id.to_string(), json(&first)?],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(run)
+        })
+    }
+
+    fn read_task_run(&self, id: Uuid) -> StoreFuture<'_, Option<TaskRun>> {
+        self.with(|conn| {
+            one(
+                conn,
+                "SELECT body FROM task_runs WHERE id = ?1",
+                [id.to_string()],
+            )
+        })
+    }
+
+    fn read_task_runs<'a>(&'a self, filter: &'a TaskRunFilter) -> StoreFuture<'a, Vec<TaskRun>> {
+        self.with(|conn| {
+            let runs: Vec<TaskRun> = match filter.flow_run_id {
+                Some(id) => many(
+                    conn,
+                    "SELECT body FROM task_runs WHERE flow_run_id = ?1",
+                    [id.to_string()],
+                )?,
+                None => many(conn, "SELECT body FROM task_runs", [])?,
+            };
+            Ok(filter.finish(runs.into_iter().filter(|r| filter.matches(r)).collect()))
+        })
+    }
+
+    fn set_task_run_state(
+        &self,
+        id: Uuid,
+        expected: Option<Uuid>,
+        state: State,
+    ) -> StoreFuture<'_, SetState> {
+        self.write(move |conn| {
+            set_state::<TaskRun>(
+                conn,
+                ("task_runs", "task_run_states"),
+                "task run",
+                id,
+                expected,
+                state,
+                |tx, run, state| {
+                    if let Some(key) = &state.details().cache_key {
+                        run.cache_key = Some(key.clone());
+                        if state.is_completed() && state.data().is_some() {
+                            tx.execute(
+                                "INSERT OR REPLACE INTO cache (key, body) VALUES (?1, ?2)",
+                                params![key, json(state)?],
+                            )
+                            .map_err(backend)?;
+                        }
+                    }
+                    Ok(())
+                },
+            )
+        })
+    }
+
+    fn read_task_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
+        self.with(move |conn| {
+            let key = id.to_string();
+            if !exists(conn, "SELECT 1 FROM task_runs WHERE id = ?1", &key)? {
+                return Err(StoreError::NotFound {
+                    what: "task run",
+                    id,
+                });
+            }
+            many(
+                conn,
+                "SELECT body FROM task_run_states WHERE run_id = ?1 ORDER BY seq",
+                [key],
+            )
+        })
+    }
+
+    fn read_cached_state<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<State>> {
+        self.with(|conn| one(conn, "SELECT body FROM cache WHERE key = ?1", [key]))
+    }
+
+    fn write_logs(&self, logs: Vec<LogRecord>) -> StoreFuture<'_, ()> {
+        self.write(move |conn| {
+            let tx = conn.savepoint().map_err(backend)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached("INSERT INTO logs (flow_run_id, task_run_id, level, ts, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+                    .map_err(backend)?;
+                for log in &logs {
+                    let ts = i64::try_from(log.timestamp.as_nanosecond()).unwrap_or(i64::MAX);
+                    stmt.execute(params![
+                        log.flow_run_id.map(|i| i.to_string()),
+                        log.task_run_id.map(|i| i.to_string()),
+                        log.level as i64,
+                        ts,
+                        json(log)?
+                    ])
+                    .map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+    }
+
+    fn read_logs<'a>(&'a self, filter: &'a LogFilter) -> StoreFuture<'a, Vec<LogRecord>> {
+        self.with(|conn| {
+            let logs: Vec<LogRecord> = match (filter.flow_run_id, filter.task_run_id) {
+                (Some(id), _) => many(
+                    conn,
+                    "SELECT body FROM logs WHERE flow_run_id = ?1 ORDER BY ts, id",
+                    [id.to_string()],
+                )?,
+                (None, Some(id)) => many(
+                    conn,
+                    "SELECT body FROM logs WHERE task_run_id = ?1 ORDER BY ts, id",
+                    [id.to_string()],
+                )?,
+                (None, None) => many(conn, "SELECT body FROM logs ORDER BY ts, id", [])?,
+            };
+            let mut logs: Vec<LogRecord> = logs.into_iter().filter(|l| filter.matches(l)).collect();
+            logs.truncate(filter.limit.unwrap_or(usize::MAX));
+            Ok(logs)
+        })
+    }
+
+    fn upsert_deployments(&self, deployments: Vec<Deployment>) -> StoreFuture<'_, Vec<Deployment>> {
+        self.write(move |conn| {
+            let tx = conn.savepoint().map_err(backend)?;
+            let mut stored = Vec::with_capacity(deployments.len());
+            for mut d in deployments {
+                if !exists(&tx, "SELECT 1 FROM flows WHERE id = ?1", &d.flow_id.to_string())? {
+                    return Err(StoreError::NotFound { what: "flow", id: d.flow_id });
+                }
+                let sql = "SELECT body FROM deployments WHERE flow_id = ?1 AND name = ?2";
+                if let Some(existing) = one::<Deployment>(&tx, sql, params![d.flow_id.to_string(), d.name])? {
+                    d.id = existing.id;
+                    d.created = existing.created;
+                }
+                tx.execute(
+                    "INSERT OR REPLACE INTO deployments (id, flow_id, name, body) VALUES (?1, ?2, ?3, ?4)",
+                    params![d.id.to_string(), d.flow_id.to_string(), d.name, json(&d)?],
+                )
+                .map_err(backend)?;
+                stored.push(d);
+            }
+            tx.commit().map_err(backend)?;
+            Ok(stored)
+        })
+    }
+
+    fn read_deployment(&self, id: Uuid) -> StoreFuture<'_, Option<Deployment>> {
+        self.with(|conn| {
+            one(
+                conn,
+                "SELECT body FROM deployments WHERE id = ?1",
+                [id.to_string()],
+            )
+        })
+    }
+
+    fn read_deployment_by_name<'a>(
+        &'a self,
+        flow_name: &'a str,
+        name: &'a str,
+    ) -> StoreFuture<'a, Option<Deployment>> {
+        self.with(|conn| {
+            let sql = "SELECT d.body FROM deployments d JOIN flows f ON f.id = d.flow_id WHERE f.name = ?1 AND d.name = ?2";
+            one(conn, sql, params![flow_name, name])
+        })
+    }
+
+    fn read_deployments<'a>(
+        &'a self,
+        filter: &'a DeploymentFilter,
+    ) -> StoreFuture<'a, Vec<Deployment>> {
+        self.with(|conn| {
+            let mut found: Vec<Deployment> =
+                many::<Deployment>(conn, "SELECT body FROM deployments", [])?
+                    .into_iter()
+                    .filter(|d| filter.matches(d))
+                    .collect();
+            found.sort_by(|a, b| (&a.flow_name, &a.name).cmp(&(&b.flow_name, &b.name)));
+            Ok(found)
+        })
+    }
+
+    fn delete_deployment(&self, id: Uuid) -> StoreFuture<'_, bool> {
+        self.write(move |conn| {
+            Ok(conn
+                .execute("DELETE FROM deployments WHERE id = ?1", [id.to_string()])
+                .map_err(backend)?
+                > 0)
+        })
+    }
+}
