@@ -63,7 +63,7 @@ pub(crate) async fn run<R: Send + 'static>(
 
     let mut record = TaskRun::new(name, task_key.clone(), dynamic_key);
     record.flow_run_id = flow.as_ref().map(|f| f.info.id);
-    record.created = client_now(&orion);
+    record.created = orion.client().now();
     record.tags = match options.tags {
         Some(tags) => tags.into(),
         None => spec_tags.clone(),
@@ -391,8 +391,4 @@ pub(crate) fn dynamic_key_for(
             .standalone_calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     }
-}
-
-fn client_now(orion: &Orion) -> Timestamp {
-    orion.client().now()
 }

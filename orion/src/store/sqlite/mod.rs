@@ -267,6 +267,19 @@ fn one<T: DeserializeOwned>(
     body.map(|b| parse(&b)).transpose()
 }
 
+/// The record of `table` with id `id`.
+fn by_id<T: DeserializeOwned>(
+    conn: &Connection,
+    table: &str,
+    id: Uuid,
+) -> Result<Option<T>, StoreError> {
+    one(
+        conn,
+        &format!("SELECT body FROM {table} WHERE id = ?1"),
+        [id.to_string()],
+    )
+}
+
 fn many<T: DeserializeOwned>(
     conn: &Connection,
     sql: &str,
@@ -311,12 +324,7 @@ fn set_state<R: RunTimes + Serialize + DeserializeOwned>(
 ) -> Result<SetState, StoreError> {
     let tx = conn.savepoint().map_err(backend)?;
     let key = id.to_string();
-    let mut run: R = one(
-        &tx,
-        &format!("SELECT body FROM {table} WHERE id = ?1"),
-        [&key],
-    )?
-    .ok_or(StoreError::NotFound { what, id })?;
+    let mut run: R = by_id(&tx, table, id)?.ok_or(StoreError::NotFound { what, id })?;
     let current = run.state_slot().clone();
     if current.as_ref().map(State::id) != expected {
         return Ok(SetState::Conflict { current });

@@ -5,7 +5,8 @@ use rusqlite::params;
 use uuid::Uuid;
 
 use super::{
-    SqliteStore, backend, exists, first_state, flow_runs_matching, json, many, one, set_state,
+    SqliteStore, backend, by_id, exists, first_state, flow_runs_matching, json, many, one,
+    set_state,
 };
 use crate::state::State;
 use crate::store::{
@@ -28,13 +29,7 @@ impl Store for SqliteStore {
     }
 
     fn read_flow(&self, id: Uuid) -> StoreFuture<'_, Option<Flow>> {
-        self.with(|conn| {
-            one(
-                conn,
-                "SELECT body FROM flows WHERE id = ?1",
-                [id.to_string()],
-            )
-        })
+        self.with(|conn| by_id(conn, "flows", id))
     }
 
     fn read_flow_by_name<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Flow>> {
@@ -100,13 +95,7 @@ impl Store for SqliteStore {
     }
 
     fn read_flow_run(&self, id: Uuid) -> StoreFuture<'_, Option<FlowRun>> {
-        self.with(|conn| {
-            one(
-                conn,
-                "SELECT body FROM flow_runs WHERE id = ?1",
-                [id.to_string()],
-            )
-        })
+        self.with(|conn| by_id(conn, "flow_runs", id))
     }
 
     fn read_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, Vec<FlowRun>> {
@@ -197,13 +186,7 @@ impl Store for SqliteStore {
     }
 
     fn read_task_run(&self, id: Uuid) -> StoreFuture<'_, Option<TaskRun>> {
-        self.with(|conn| {
-            one(
-                conn,
-                "SELECT body FROM task_runs WHERE id = ?1",
-                [id.to_string()],
-            )
-        })
+        self.with(|conn| by_id(conn, "task_runs", id))
     }
 
     fn read_task_runs<'a>(&'a self, filter: &'a TaskRunFilter) -> StoreFuture<'a, Vec<TaskRun>> {
@@ -342,13 +325,7 @@ impl Store for SqliteStore {
     }
 
     fn read_deployment(&self, id: Uuid) -> StoreFuture<'_, Option<Deployment>> {
-        self.with(|conn| {
-            one(
-                conn,
-                "SELECT body FROM deployments WHERE id = ?1",
-                [id.to_string()],
-            )
-        })
+        self.with(|conn| by_id(conn, "deployments", id))
     }
 
     fn read_deployment_by_name<'a>(
