@@ -30,6 +30,8 @@ struct Inner {
     cache: HashMap<String, State>,
     logs_by_flow_run: HashMap<Option<Uuid>, Vec<LogRecord>>,
     idempotency: HashMap<(Uuid, String), Uuid>,
+    /// Flow runs by deployment: applying a deployment looks up its runs, not all of them.
+    runs_by_deployment: HashMap<Uuid, Vec<Uuid>>,
     deployments: HashMap<Uuid, Deployment>,
     deployment_ids: HashMap<(Uuid, String), Uuid>,
 }
@@ -137,6 +139,27 @@ pub(crate) fn strip(state: State) -> State {
     }
 }
 
+impl Inner {
+    /// The flow runs passing `filter`, found through the deployment index when it names one.
+    fn matching_runs<'a>(
+        &'a self,
+        filter: &'a FlowRunFilter,
+    ) -> Box<dyn Iterator<Item = &'a FlowRun> + 'a> {
+        let runs: Box<dyn Iterator<Item = &'a FlowRun> + 'a> = match filter.deployment_id {
+            Some(d) => Box::new(
+                self.runs_by_deployment
+                    .get(&d)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|id| self.flow_runs.get(id))
+                    .map(|e| &e.run),
+            ),
+            None => Box::new(self.flow_runs.values().map(|e| &e.run)),
+        };
+        Box::new(runs.filter(move |r| filter.matches(r)))
+    }
+}
+
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -211,23 +234,29 @@ impl Store for MemoryStore {
                 .idempotency
                 .insert((snapshot.flow_id, key.clone()), snapshot.id);
         }
+        if let Some(deployment) = snapshot.deployment_id {
+            inner
+                .runs_by_deployment
+                .entry(deployment)
+                .or_default()
+                .push(snapshot.id);
+        }
         inner.flow_runs.insert(snapshot.id, entry);
         ready(Ok(snapshot))
     }
 
     fn delete_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, usize> {
         let mut inner = self.lock();
-        let doomed: Vec<Uuid> = inner
-            .flow_runs
-            .values()
-            .map(|e| &e.run)
-            .filter(|r| filter.matches(r))
-            .map(|r| r.id)
-            .collect();
+        let doomed: Vec<Uuid> = inner.matching_runs(filter).map(|r| r.id).collect();
         for id in &doomed {
             if let Some(entry) = inner.flow_runs.remove(id) {
                 if let Some(key) = entry.run.idempotency_key {
                     inner.idempotency.remove(&(entry.run.flow_id, key));
+                }
+                if let Some(d) = entry.run.deployment_id {
+                    if let Some(ids) = inner.runs_by_deployment.get_mut(&d) {
+                        ids.retain(|r| r != id);
+                    }
                 }
             }
             for task in inner
@@ -317,13 +346,8 @@ impl Store for MemoryStore {
     }
 
     fn read_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, Vec<FlowRun>> {
-        let runs = self
-            .lock()
-            .flow_runs
-            .values()
-            .map(|e| e.snapshot())
-            .filter(|r| filter.matches(r))
-            .collect();
+        let inner = self.lock();
+        let runs = inner.matching_runs(filter).cloned().collect();
         ready(Ok(filter.finish(runs)))
     }
 
