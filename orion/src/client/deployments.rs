@@ -93,6 +93,15 @@ impl OrionClient {
         Ok(stored)
     }
 
+    /// Deletes the runs of a deployment that its schedules created and that have not started.
+    pub(crate) async fn delete_future_auto_scheduled(&self, deployment_id: Uuid) -> Result<usize> {
+        let filter = FlowRunFilter::new()
+            .deployment_id(deployment_id)
+            .auto_scheduled(true)
+            .state_types([StateType::Scheduled]);
+        Ok(self.store().delete_flow_runs(&filter).await?)
+    }
+
     /// Creates a flow run of a deployment, Scheduled for now (or `options.scheduled_time`),
     /// with the deployment's parameters, the schedule's overrides and `options`' overrides
     /// merged in that order, the deployment's tags and work queue.

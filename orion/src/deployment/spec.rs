@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 use super::DeploymentError;
 use crate::registry;
 use crate::schedule::Schedule;
-use crate::store::{Deployment, DeploymentSchedule, FlowRunFilter};
-use crate::{FlowCall, OrionClient, StateType};
+use crate::store::{Deployment, DeploymentSchedule};
+use crate::{FlowCall, OrionClient};
 
 /// What a deployment should be; [`DeploymentSpec::apply`] creates it or updates the one of
 /// the same flow and name.
@@ -310,20 +310,6 @@ pub(crate) async fn apply_all(
         client.delete_future_auto_scheduled(d.id).await?;
     }
     Ok(stored)
-}
-
-impl OrionClient {
-    /// Deletes the runs of a deployment that its schedules created and that have not started.
-    pub(crate) async fn delete_future_auto_scheduled(
-        &self,
-        deployment_id: uuid::Uuid,
-    ) -> crate::Result<usize> {
-        let filter = FlowRunFilter::new()
-            .deployment_id(deployment_id)
-            .auto_scheduled(true)
-            .state_types([StateType::Scheduled]);
-        Ok(self.store().delete_flow_runs(&filter).await?)
-    }
 }
 
 /// Deployment names: not empty, at most 255 characters, no `/` (it separates the flow's
