@@ -111,10 +111,18 @@ async fn step(i: u64) -> u64 {
 
 #[flow(name = "long-flow")]
 async fn long_flow(n: u64) {
+    let mut finished = Vec::new();
     for i in 0..n {
         let name = format!("step-{i}");
         step(i).name(name.clone()).await;
-        println!("DONE {name}");
+        finished.push(name);
+        // Task-run writes are answered before they commit; a flush says when they have.
+        if finished.len() == 7 {
+            orion::Orion::current().client().flush().await.unwrap();
+            for name in finished.drain(..) {
+                println!("DONE {name}");
+            }
+        }
     }
 }
 
@@ -179,6 +187,21 @@ fn check_after_kill(path: &Path, done: &[String]) {
             "{name}: {:?}",
             run.state
         );
+    }
+    // Writes commit in the order they were made: what survived is every step up to some
+    // point, all Completed, then at most the step that was running.
+    let step_of = |name: &str| name["step-".len()..].parse::<usize>().unwrap();
+    let mut steps: Vec<_> = runs.iter().map(|r| (step_of(&r.name), r)).collect();
+    steps.sort_by_key(|(i, _)| *i);
+    for (at, (i, run)) in steps.iter().enumerate() {
+        assert_eq!(at, *i, "step {at} is missing but a later one was stored");
+        let completed = run.state.as_ref().unwrap().is_completed();
+        assert!(completed || at + 1 == steps.len(), "step {i} is {:?}", run.state);
+        let history = rt.block_on(store.read_task_run_states(run.id)).unwrap();
+        let kinds: Vec<_> = history.iter().map(|s| s.state_type()).collect();
+        let whole = [StateType::Pending, StateType::Running, StateType::Completed];
+        let len = if completed { 3 } else { kinds.len().min(2) };
+        assert_eq!(kinds, whole[..len], "step {i}: a state history with a gap");
     }
     // The flow run itself was cut short: it is still Running (a reaper will mark it Crashed).
     let flows = rt

@@ -247,6 +247,19 @@ impl OrionClient {
         Ok(self.store.read_logs(filter).await?)
     }
 
+    /// Waits until every write made through this client's store so far is on disk.
+    ///
+    /// A flow call already returns only after all its states are stored; this is for a
+    /// program that must know earlier, for example before it reports a task's work done to
+    /// another system. See [`Store::flush`].
+    ///
+    /// # Errors
+    ///
+    /// When a write that was answered before it committed could not be stored.
+    pub async fn flush(&self) -> Result<()> {
+        Ok(self.store.flush().await?)
+    }
+
     /// Deletes the flow runs (with their task runs, states and logs) created more than `age`
     /// ago that have finished; returns how many. Runs still scheduled or running are kept.
     ///

@@ -119,4 +119,16 @@ pub trait Store: Send + Sync + 'static {
     fn write_logs(&self, logs: Vec<LogRecord>) -> StoreFuture<'_, ()>;
     /// Log records matching a filter, oldest first.
     fn read_logs<'a>(&'a self, filter: &'a LogFilter) -> StoreFuture<'a, Vec<LogRecord>>;
+
+    /// Resolves once every write made so far is durable, or with the error of a write that
+    /// was answered before it was stored and then failed.
+    ///
+    /// A backend may answer the writes of a task run whose flow run it is executing before
+    /// they commit (the SQLite store does: one fsync then covers many task runs). It keeps
+    /// their order, so any later write that is awaited, such as the flow run's final state,
+    /// commits after them; `flush` is for a caller that needs that point earlier. The default
+    /// resolves at once, for backends whose writes are durable when answered.
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }

@@ -4,20 +4,22 @@
 //! same [`FlowRunFilter::matches`] code as the memory store, so both backends answer alike.
 //! Every state write is a transaction that compares the stored current state's id first.
 
+mod live;
 mod queries;
 mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::memory::{RunTimes, record_state_times, strip};
-use super::{FlowRun, FlowRunFilter, SetState, StoreError, StoreFuture};
+use super::{FlowRun, FlowRunFilter, SetState, StoreError, StoreFuture, TaskRun};
 use crate::state::State;
 
 /// How far a commit goes before a write's future resolves.
@@ -57,6 +59,8 @@ pub struct SqliteStore {
     writer: Mutex<Option<std::sync::mpsc::Sender<writer::Job>>>,
     /// The writer thread, joined on drop so the file is closed when the store is.
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The runs executing through this store, whose task-run writes are queued; see `live`.
+    live: Arc<live::Live>,
     path: PathBuf,
 }
 
@@ -98,7 +102,7 @@ impl SqliteStore {
     /// As [`SqliteStore::open`].
     pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
         let pragmas = format!(
-            "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+            "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;",
             durability.pragma()
         );
         let path = path.as_ref().to_path_buf();
@@ -137,6 +141,14 @@ impl SqliteStore {
             .busy_timeout(std::time::Duration::from_secs(10))
             .map_err(backend)?;
         write_conn.execute_batch(&pragmas).map_err(backend)?;
+        for c in [&conn, &write_conn] {
+            // Statements are prepared once and kept: without the planner-stability flag,
+            // SQLite prepares a statement again whenever a new value is bound to a parameter
+            // it compared while planning (a third of the writer's time).
+            c.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+                .map_err(backend)?;
+            c.set_prepared_statement_cache_capacity(64);
+        }
         let (sender, jobs) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("orion-sqlite-writer".into())
@@ -146,6 +158,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             writer: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(thread)),
+            live: Arc::default(),
             path,
         })
     }
@@ -200,33 +213,94 @@ impl SqliteStore {
         Ok(lines.map_err(backend)?.join("\n"))
     }
 
-    /// Runs a write on the writer thread; see `writer`.
-    fn write<'a, T: Send + 'static>(
-        &'a self,
-        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> StoreFuture<'a, T> {
-        let sender = self
-            .writer
+    fn sender(&self) -> Option<std::sync::mpsc::Sender<writer::Job>> {
+        self.writer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        match sender {
-            Some(sender) => writer::submit(&sender, work),
-            None => ready(Err(StoreError::Backend("the store is closing".into()))),
+            .clone()
+    }
+
+    /// Runs a write on the writer thread and resolves after its commit; see `writer`.
+    fn write<'a, T: Send + 'static>(
+        &'a self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<'a, T> {
+        match self.sender() {
+            Some(sender) => writer::submit(&sender, move |conn| atomically(conn, work)),
+            None => ready(Err(closing())),
         }
+    }
+
+    /// Queues a write of live task run `run` without waiting for it; see `live`. The work
+    /// answers `false` when the run was moved by another writer and nothing was written.
+    fn queue(
+        &self,
+        run: Uuid,
+        work: impl FnOnce(&Connection) -> Result<bool, StoreError> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let sender = self.sender().ok_or_else(closing)?;
+        let live = Arc::clone(&self.live);
+        let job: writer::Job = Box::new(move |conn: &mut Connection| {
+            let done = atomically(conn, work);
+            Box::new(move |commit: &Result<(), StoreError>| {
+                match (done, commit) {
+                    (Ok(true), Ok(())) => {}
+                    (Ok(false), Ok(())) => live.diverged(run),
+                    (Err(e), _) => live.fail(run, e),
+                    (_, Err(e)) => live.fail(run, StoreError::Backend(e.to_string())),
+                }
+                live.settled();
+            })
+        });
+        self.live.queued();
+        sender.send(job).map_err(|_| {
+            self.live.settled();
+            closing()
+        })
+    }
+
+    /// Waits until every write queued so far has committed.
+    fn barrier(&self) -> StoreFuture<'_, ()> {
+        self.write(|_| Ok(()))
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs a read on the reading connection, after the queued writes commit when there are
+    /// any, so a caller always reads its own writes.
     fn with<'a, T: Send + 'a>(
         &'a self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'a,
     ) -> StoreFuture<'a, T> {
-        let mut conn = self.lock();
-        ready(f(&mut conn))
+        if !self.live.has_queued() {
+            return ready(f(&mut self.lock()));
+        }
+        let barrier = self.barrier();
+        Box::pin(async move {
+            barrier.await?;
+            f(&mut self.lock())
+        })
     }
+}
+
+fn closing() -> StoreError {
+    StoreError::Backend("the store is closing".into())
+}
+
+/// Runs `work` as one unit inside the writer's transaction: all its statements or none.
+fn atomically<T>(
+    conn: &Connection,
+    work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    exec(conn, "SAVEPOINT job", [])?;
+    let done = work(conn);
+    if done.is_err() {
+        exec(conn, "ROLLBACK TO job", [])?;
+    }
+    exec(conn, "RELEASE job", [])?;
+    done
 }
 
 impl Drop for SqliteStore {
@@ -261,7 +335,8 @@ fn one<T: DeserializeOwned>(
     params: impl rusqlite::Params,
 ) -> Result<Option<T>, StoreError> {
     let body: Option<String> = conn
-        .query_row(sql, params, |r| r.get(0))
+        .prepare_cached(sql)
+        .and_then(|mut stmt| stmt.query_row(params, |r| r.get(0)))
         .optional()
         .map_err(backend)?;
     body.map(|b| parse(&b)).transpose()
@@ -296,9 +371,17 @@ fn many<T: DeserializeOwned>(
     Ok(out)
 }
 
+/// Runs one statement, prepared once per connection.
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute(params))
+        .map_err(backend)
+}
+
 fn exists(conn: &Connection, sql: &str, id: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .query_row(sql, [id], |_| Ok(()))
+        .prepare_cached(sql)
+        .and_then(|mut stmt| stmt.query_row([id], |_| Ok(())))
         .optional()
         .map_err(backend)?
         .is_some())
@@ -312,38 +395,113 @@ fn first_state<R: RunTimes>(run: &mut R) -> Option<State> {
     Some(first)
 }
 
-/// A compare-and-set state write on one run table.
-fn set_state<R: RunTimes + Serialize + DeserializeOwned>(
-    conn: &mut Connection,
-    (table, states): (&str, &str),
-    what: &'static str,
+/// A table of runs with their state history: flow runs or task runs.
+pub(super) trait RunTable: RunTimes + Serialize + DeserializeOwned {
+    const TABLE: &'static str;
+    const STATES: &'static str;
+    const WHAT: &'static str;
+    /// This kind of run's own bookkeeping on a state it enters; a cache entry to store with it.
+    fn note(&mut self, _state: &State) -> Result<Option<(String, String)>, StoreError> {
+        Ok(None)
+    }
+}
+
+impl RunTable for FlowRun {
+    const TABLE: &'static str = "flow_runs";
+    const STATES: &'static str = "flow_run_states";
+    const WHAT: &'static str = "flow run";
+}
+
+impl RunTable for TaskRun {
+    const TABLE: &'static str = "task_runs";
+    const STATES: &'static str = "task_run_states";
+    const WHAT: &'static str = "task run";
+    /// Remembers the cache key; a Completed state with data is also the cache entry.
+    fn note(&mut self, state: &State) -> Result<Option<(String, String)>, StoreError> {
+        let Some(key) = &state.details().cache_key else {
+            return Ok(None);
+        };
+        self.cache_key = Some(key.clone());
+        if state.is_completed() && state.data().is_some() {
+            return Ok(Some((key.clone(), json(state)?)));
+        }
+        Ok(None)
+    }
+}
+
+/// What a state write stores, encoded before it reaches the writer.
+pub(super) struct StateWrite {
+    body: String,
+    state: String,
+    cache: Option<(String, String)>,
+}
+
+/// Moves `run` into `state` (run count, times, the kind's bookkeeping; data is not kept) and
+/// encodes the rows to write.
+fn enter_state<R: RunTable>(run: &mut R, state: State) -> Result<StateWrite, StoreError> {
+    let cache = run.note(&state)?;
+    let stored = strip(state);
+    record_state_times(run, &stored);
+    let encoded = json(&stored)?;
+    *run.state_slot() = Some(stored);
+    Ok(StateWrite {
+        body: json(run)?,
+        state: encoded,
+        cache,
+    })
+}
+
+/// Stores `write` for run `id` if its stored current state id is still `expected`; `false`
+/// when it is not (nothing written).
+fn store_state<R: RunTable>(
+    conn: &Connection,
+    id: Uuid,
+    expected: Option<Uuid>,
+    write: &StateWrite,
+) -> Result<bool, StoreError> {
+    let key = id.to_string();
+    let update = format!(
+        "UPDATE {} SET body = ?2 WHERE id = ?1 AND json_extract(body, '$.state.id') IS ?3",
+        R::TABLE
+    );
+    if exec(
+        conn,
+        &update,
+        params![key, write.body, expected.map(|e| e.to_string())],
+    )? == 0
+    {
+        return Ok(false);
+    }
+    let insert = format!(
+        "INSERT INTO {0} (run_id, seq, body) VALUES (?1, (SELECT COALESCE(MAX(seq), -1) + 1 FROM {0} WHERE run_id = ?1), ?2)",
+        R::STATES
+    );
+    exec(conn, &insert, params![key, write.state])?;
+    if let Some((key, state)) = &write.cache {
+        exec(
+            conn,
+            "INSERT OR REPLACE INTO cache (key, body) VALUES (?1, ?2)",
+            params![key, state],
+        )?;
+    }
+    Ok(true)
+}
+
+/// A compare-and-set state write, decided on the writer against the stored run.
+fn set_state<R: RunTable>(
+    conn: &Connection,
     id: Uuid,
     expected: Option<Uuid>,
     state: State,
-    on_written: impl FnOnce(&Connection, &mut R, &State) -> Result<(), StoreError>,
 ) -> Result<SetState, StoreError> {
-    let tx = conn.savepoint().map_err(backend)?;
-    let key = id.to_string();
-    let mut run: R = by_id(&tx, table, id)?.ok_or(StoreError::NotFound { what, id })?;
+    let mut run: R =
+        by_id(conn, R::TABLE, id)?.ok_or(StoreError::NotFound { what: R::WHAT, id })?;
     let current = run.state_slot().clone();
     if current.as_ref().map(State::id) != expected {
         return Ok(SetState::Conflict { current });
     }
-    on_written(&tx, &mut run, &state)?;
-    let stored = strip(state);
-    record_state_times(&mut run, &stored);
-    *run.state_slot() = Some(stored.clone());
-    tx.execute(
-        &format!("UPDATE {table} SET body = ?2 WHERE id = ?1"),
-        params![key, json(&run)?],
-    )
-    .map_err(backend)?;
-    tx.execute(
-        &format!("INSERT INTO {states} (run_id, seq, body) VALUES (?1, (SELECT COALESCE(MAX(seq), -1) + 1 FROM {states} WHERE run_id = ?1), ?2)"),
-        params![key, json(&stored)?],
-    )
-    .map_err(backend)?;
-    tx.commit().map_err(backend)?;
+    let write = enter_state(&mut run, state)?;
+    store_state::<R>(conn, id, expected, &write)?;
     Ok(SetState::Written)
 }
 

@@ -1,12 +1,13 @@
 //! The `Store` operations of [`SqliteStore`]: reads on the shared connection, writes queued
 //! for the writer thread.
 
-use rusqlite::params;
+use rusqlite::{Connection, params};
 use uuid::Uuid;
 
+use super::live::Route;
 use super::{
-    SqliteStore, backend, by_id, exists, first_state, flow_runs_matching, json, many, one,
-    set_state,
+    SqliteStore, backend, by_id, enter_state, exec, exists, first_state, flow_runs_matching, json,
+    many, one, ready, set_state, store_state,
 };
 use crate::state::State;
 use crate::store::{
@@ -16,47 +17,45 @@ use crate::store::{
 
 impl Store for SqliteStore {
     fn upsert_flow(&self, flow: Flow) -> StoreFuture<'_, Flow> {
-        self.write(move |conn| {
+        self.write(move |tx| {
             // One statement, so two processes creating the same flow cannot collide.
-            conn.execute(
+            exec(tx,
                 "INSERT INTO flows (id, name, body) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
                 params![flow.id.to_string(), flow.name, json(&flow)?],
-            )
-            .map_err(backend)?;
-            one(conn, "SELECT body FROM flows WHERE name = ?1", [&flow.name])?
+            )?;
+            one(tx, "SELECT body FROM flows WHERE name = ?1", [&flow.name])?
                 .ok_or_else(|| StoreError::Backend(format!("flow {:?} vanished while being created", flow.name)))
         })
     }
 
     fn read_flow(&self, id: Uuid) -> StoreFuture<'_, Option<Flow>> {
-        self.with(|conn| by_id(conn, "flows", id))
+        self.with(move |conn| by_id(conn, "flows", id))
     }
 
     fn read_flow_by_name<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Flow>> {
-        self.with(|conn| one(conn, "SELECT body FROM flows WHERE name = ?1", [name]))
+        self.with(move |conn| one(conn, "SELECT body FROM flows WHERE name = ?1", [name]))
     }
 
     fn read_flows(&self) -> StoreFuture<'_, Vec<Flow>> {
-        self.with(|conn| many(conn, "SELECT body FROM flows ORDER BY name", []))
+        self.with(move |conn| many(conn, "SELECT body FROM flows ORDER BY name", []))
     }
 
     fn create_flow_run(&self, mut run: FlowRun) -> StoreFuture<'_, FlowRun> {
-        self.write(move |conn| {
-            let tx = conn.savepoint().map_err(backend)?;
-            if !exists(&tx, "SELECT 1 FROM flows WHERE id = ?1", &run.flow_id.to_string())? {
+        let created = self.write(move |tx| {
+            if !exists(tx, "SELECT 1 FROM flows WHERE id = ?1", &run.flow_id.to_string())? {
                 return Err(StoreError::NotFound { what: "flow", id: run.flow_id });
             }
-            if exists(&tx, "SELECT 1 FROM flow_runs WHERE id = ?1", &run.id.to_string())? {
+            if exists(tx, "SELECT 1 FROM flow_runs WHERE id = ?1", &run.id.to_string())? {
                 return Err(StoreError::AlreadyExists { what: "flow run", key: run.id.to_string() });
             }
             if let Some(key) = &run.idempotency_key {
                 let sql = "SELECT body FROM flow_runs WHERE flow_id = ?1 AND idempotency_key = ?2";
-                if let Some(existing) = one(&tx, sql, params![run.flow_id.to_string(), key])? {
+                if let Some(existing) = one(tx, sql, params![run.flow_id.to_string(), key])? {
                     return Ok(existing);
                 }
             }
             let first = first_state(&mut run);
-            tx.execute(
+            exec(tx,
                 "INSERT INTO flow_runs (id, flow_id, deployment_id, parent_task_run_id, idempotency_key, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     run.id.to_string(),
@@ -66,40 +65,39 @@ impl Store for SqliteStore {
                     run.idempotency_key,
                     json(&run)?
                 ],
-            )
-            .map_err(backend)?;
+            )?;
             if let Some(first) = first {
-                tx.execute("INSERT INTO flow_run_states (run_id, seq, body) VALUES (?1, 0, ?2)", params![run.id.to_string(), json(&first)?])
-                    .map_err(backend)?;
+                exec(tx, "INSERT INTO flow_run_states (run_id, seq, body) VALUES (?1, 0, ?2)", params![run.id.to_string(), json(&first)?])?;
             }
-            tx.commit().map_err(backend)?;
+            Ok(run)
+        });
+        Box::pin(async move {
+            let run = created.await?;
+            self.live.flow_run_is(run.id, run.state.as_ref());
             Ok(run)
         })
     }
 
     fn delete_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, usize> {
         let filter = filter.clone();
-        self.write(move |conn| {
-            let tx = conn.savepoint().map_err(backend)?;
-            let doomed = flow_runs_matching(&tx, &filter)?;
+        self.live.forget_flow_runs();
+        self.write(move |tx| {
+            let doomed = flow_runs_matching(tx, &filter)?;
             for run in &doomed {
                 let id = run.id.to_string();
-                tx.execute("DELETE FROM logs WHERE flow_run_id = ?1", [&id])
-                    .map_err(backend)?;
-                tx.execute("DELETE FROM flow_runs WHERE id = ?1", [&id])
-                    .map_err(backend)?;
+                exec(tx, "DELETE FROM logs WHERE flow_run_id = ?1", [&id])?;
+                exec(tx, "DELETE FROM flow_runs WHERE id = ?1", [&id])?;
             }
-            tx.commit().map_err(backend)?;
             Ok(doomed.len())
         })
     }
 
     fn read_flow_run(&self, id: Uuid) -> StoreFuture<'_, Option<FlowRun>> {
-        self.with(|conn| by_id(conn, "flow_runs", id))
+        self.with(move |conn| by_id(conn, "flow_runs", id))
     }
 
     fn read_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, Vec<FlowRun>> {
-        self.with(|conn| Ok(filter.finish(flow_runs_matching(conn, filter)?)))
+        self.with(move |conn| Ok(filter.finish(flow_runs_matching(conn, filter)?)))
     }
 
     fn set_flow_run_state(
@@ -108,16 +106,17 @@ impl Store for SqliteStore {
         expected: Option<Uuid>,
         state: State,
     ) -> StoreFuture<'_, SetState> {
-        self.write(move |conn| {
-            set_state::<FlowRun>(
-                conn,
-                ("flow_runs", "flow_run_states"),
-                "flow run",
-                id,
-                expected,
-                state,
-                |_, _, _| Ok(()),
-            )
+        if let Err(e) = self.live.take_failure() {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        let entered = state.clone();
+        let written = self.write(move |tx| set_state::<FlowRun>(tx, id, expected, state));
+        Box::pin(async move {
+            let written = written.await?;
+            if written == SetState::Written {
+                self.live.flow_run_is(id, Some(&entered));
+            }
+            Ok(written)
         })
     }
 
@@ -139,58 +138,30 @@ impl Store for SqliteStore {
     }
 
     fn create_task_run(&self, mut run: TaskRun) -> StoreFuture<'_, TaskRun> {
-        self.write(move |conn| {
-            let tx = conn.savepoint().map_err(backend)?;
-            if let Some(parent) = run.flow_run_id {
-                if !exists(
-                    &tx,
-                    "SELECT 1 FROM flow_runs WHERE id = ?1",
-                    &parent.to_string(),
-                )? {
-                    return Err(StoreError::NotFound {
-                        what: "flow run",
-                        id: parent,
-                    });
-                }
-            }
-            if exists(
-                &tx,
-                "SELECT 1 FROM task_runs WHERE id = ?1",
-                &run.id.to_string(),
-            )? {
-                return Err(StoreError::AlreadyExists {
-                    what: "task run",
-                    key: run.id.to_string(),
+        first_state(&mut run);
+        match self
+            .live
+            .take_failure()
+            .and_then(|()| self.live.create(&run))
+        {
+            Err(e) => ready(Err(e)),
+            Ok(Route::Queue(())) => {
+                let stored = run.clone();
+                let queued = self.queue(run.id, move |tx| {
+                    insert_task_run(tx, &stored).map(|()| true)
                 });
+                ready(queued.map(|()| run))
             }
-            let first = first_state(&mut run);
-            tx.execute(
-                "INSERT INTO task_runs (id, flow_run_id, body) VALUES (?1, ?2, ?3)",
-                params![
-                    run.id.to_string(),
-                    run.flow_run_id.map(|f| f.to_string()),
-                    json(&run)?
-                ],
-            )
-            .map_err(backend)?;
-            if let Some(first) = first {
-                tx.execute(
-                    "INSERT INTO task_run_states (run_id, seq, body) VALUES (?1, 0, ?2)",
-                    params![run.id.to_string(), json(&first)?],
-                )
-                .map_err(backend)?;
-            }
-            tx.commit().map_err(backend)?;
-            Ok(run)
-        })
+            Ok(Route::Await) => self.write(move |tx| insert_task_run(tx, &run).map(|()| run)),
+        }
     }
 
     fn read_task_run(&self, id: Uuid) -> StoreFuture<'_, Option<TaskRun>> {
-        self.with(|conn| by_id(conn, "task_runs", id))
+        self.with(move |conn| by_id(conn, "task_runs", id))
     }
 
     fn read_task_runs<'a>(&'a self, filter: &'a TaskRunFilter) -> StoreFuture<'a, Vec<TaskRun>> {
-        self.with(|conn| {
+        self.with(move |conn| {
             let runs: Vec<TaskRun> = match filter.flow_run_id {
                 Some(id) => many(
                     conn,
@@ -209,29 +180,21 @@ impl Store for SqliteStore {
         expected: Option<Uuid>,
         state: State,
     ) -> StoreFuture<'_, SetState> {
-        self.write(move |conn| {
-            set_state::<TaskRun>(
-                conn,
-                ("task_runs", "task_run_states"),
-                "task run",
-                id,
-                expected,
-                state,
-                |tx, run, state| {
-                    if let Some(key) = &state.details().cache_key {
-                        run.cache_key = Some(key.clone());
-                        if state.is_completed() && state.data().is_some() {
-                            tx.execute(
-                                "INSERT OR REPLACE INTO cache (key, body) VALUES (?1, ?2)",
-                                params![key, json(state)?],
-                            )
-                            .map_err(backend)?;
-                        }
-                    }
-                    Ok(())
-                },
-            )
-        })
+        let route = self.live.take_failure().and_then(|()| {
+            self.live
+                .set_state(id, expected, |run| enter_state(run, state.clone()))
+        });
+        match route {
+            Err(e) => ready(Err(e)),
+            Ok(Route::Queue(Err(current))) => ready(Ok(SetState::Conflict { current })),
+            Ok(Route::Queue(Ok(write))) => ready(
+                self.queue(id, move |tx| {
+                    store_state::<TaskRun>(tx, id, expected, &write)
+                })
+                .map(|()| SetState::Written),
+            ),
+            Ok(Route::Await) => self.write(move |tx| set_state::<TaskRun>(tx, id, expected, state)),
+        }
     }
 
     fn read_task_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
@@ -252,13 +215,12 @@ impl Store for SqliteStore {
     }
 
     fn read_cached_state<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<State>> {
-        self.with(|conn| one(conn, "SELECT body FROM cache WHERE key = ?1", [key]))
+        self.with(move |conn| one(conn, "SELECT body FROM cache WHERE key = ?1", [key]))
     }
 
     fn write_logs(&self, logs: Vec<LogRecord>) -> StoreFuture<'_, ()> {
-        self.write(move |conn| {
-            let tx = conn.savepoint().map_err(backend)?;
-            {
+        self.write(move |tx| {
+                        {
                 let mut stmt = tx
                     .prepare_cached("INSERT INTO logs (flow_run_id, task_run_id, level, ts, body) VALUES (?1, ?2, ?3, ?4, ?5)")
                     .map_err(backend)?;
@@ -274,12 +236,12 @@ impl Store for SqliteStore {
                     .map_err(backend)?;
                 }
             }
-            tx.commit().map_err(backend)
+            Ok(())
         })
     }
 
     fn read_logs<'a>(&'a self, filter: &'a LogFilter) -> StoreFuture<'a, Vec<LogRecord>> {
-        self.with(|conn| {
+        self.with(move |conn| {
             let logs: Vec<LogRecord> = match (filter.flow_run_id, filter.task_run_id) {
                 (Some(id), _) => many(
                     conn,
@@ -300,32 +262,29 @@ impl Store for SqliteStore {
     }
 
     fn upsert_deployments(&self, deployments: Vec<Deployment>) -> StoreFuture<'_, Vec<Deployment>> {
-        self.write(move |conn| {
-            let tx = conn.savepoint().map_err(backend)?;
-            let mut stored = Vec::with_capacity(deployments.len());
+        self.write(move |tx| {
+                        let mut stored = Vec::with_capacity(deployments.len());
             for mut d in deployments {
-                if !exists(&tx, "SELECT 1 FROM flows WHERE id = ?1", &d.flow_id.to_string())? {
+                if !exists(tx, "SELECT 1 FROM flows WHERE id = ?1", &d.flow_id.to_string())? {
                     return Err(StoreError::NotFound { what: "flow", id: d.flow_id });
                 }
                 let sql = "SELECT body FROM deployments WHERE flow_id = ?1 AND name = ?2";
-                if let Some(existing) = one::<Deployment>(&tx, sql, params![d.flow_id.to_string(), d.name])? {
+                if let Some(existing) = one::<Deployment>(tx, sql, params![d.flow_id.to_string(), d.name])? {
                     d.id = existing.id;
                     d.created = existing.created;
                 }
-                tx.execute(
+                exec(tx,
                     "INSERT OR REPLACE INTO deployments (id, flow_id, name, body) VALUES (?1, ?2, ?3, ?4)",
                     params![d.id.to_string(), d.flow_id.to_string(), d.name, json(&d)?],
-                )
-                .map_err(backend)?;
+                )?;
                 stored.push(d);
             }
-            tx.commit().map_err(backend)?;
             Ok(stored)
         })
     }
 
     fn read_deployment(&self, id: Uuid) -> StoreFuture<'_, Option<Deployment>> {
-        self.with(|conn| by_id(conn, "deployments", id))
+        self.with(move |conn| by_id(conn, "deployments", id))
     }
 
     fn read_deployment_by_name<'a>(
@@ -333,7 +292,7 @@ impl Store for SqliteStore {
         flow_name: &'a str,
         name: &'a str,
     ) -> StoreFuture<'a, Option<Deployment>> {
-        self.with(|conn| {
+        self.with(move |conn| {
             let sql = "SELECT d.body FROM deployments d JOIN flows f ON f.id = d.flow_id WHERE f.name = ?1 AND d.name = ?2";
             one(conn, sql, params![flow_name, name])
         })
@@ -343,7 +302,7 @@ impl Store for SqliteStore {
         &'a self,
         filter: &'a DeploymentFilter,
     ) -> StoreFuture<'a, Vec<Deployment>> {
-        self.with(|conn| {
+        self.with(move |conn| {
             let mut found: Vec<Deployment> =
                 many::<Deployment>(conn, "SELECT body FROM deployments", [])?
                     .into_iter()
@@ -354,12 +313,57 @@ impl Store for SqliteStore {
         })
     }
 
-    fn delete_deployment(&self, id: Uuid) -> StoreFuture<'_, bool> {
-        self.write(move |conn| {
-            Ok(conn
-                .execute("DELETE FROM deployments WHERE id = ?1", [id.to_string()])
-                .map_err(backend)?
-                > 0)
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        let barrier = self.barrier();
+        Box::pin(async move {
+            barrier.await?;
+            self.live.take_failure()
         })
     }
+
+    fn delete_deployment(&self, id: Uuid) -> StoreFuture<'_, bool> {
+        self.write(move |tx| {
+            Ok(exec(
+                tx,
+                "DELETE FROM deployments WHERE id = ?1",
+                [id.to_string()],
+            )? > 0)
+        })
+    }
+}
+
+/// Inserts a new task run whose first state is prepared, after checking its flow run exists.
+fn insert_task_run(tx: &Connection, run: &TaskRun) -> Result<(), StoreError> {
+    if let Some(parent) = run.flow_run_id {
+        if !exists(
+            tx,
+            "SELECT 1 FROM flow_runs WHERE id = ?1",
+            &parent.to_string(),
+        )? {
+            return Err(StoreError::NotFound {
+                what: "flow run",
+                id: parent,
+            });
+        }
+    }
+    let id = run.id.to_string();
+    if exists(tx, "SELECT 1 FROM task_runs WHERE id = ?1", &id)? {
+        return Err(StoreError::AlreadyExists {
+            what: "task run",
+            key: id,
+        });
+    }
+    exec(
+        tx,
+        "INSERT INTO task_runs (id, flow_run_id, body) VALUES (?1, ?2, ?3)",
+        params![id, run.flow_run_id.map(|f| f.to_string()), json(run)?],
+    )?;
+    if let Some(first) = &run.state {
+        exec(
+            tx,
+            "INSERT INTO task_run_states (run_id, seq, body) VALUES (?1, 0, ?2)",
+            params![id, json(first)?],
+        )?;
+    }
+    Ok(())
 }
