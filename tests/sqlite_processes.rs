@@ -196,7 +196,11 @@ fn check_after_kill(path: &Path, done: &[String]) {
     for (at, (i, run)) in steps.iter().enumerate() {
         assert_eq!(at, *i, "step {at} is missing but a later one was stored");
         let completed = run.state.as_ref().unwrap().is_completed();
-        assert!(completed || at + 1 == steps.len(), "step {i} is {:?}", run.state);
+        assert!(
+            completed || at + 1 == steps.len(),
+            "step {i} is {:?}",
+            run.state
+        );
         let history = rt.block_on(store.read_task_run_states(run.id)).unwrap();
         let kinds: Vec<_> = history.iter().map(|s| s.state_type()).collect();
         let whole = [StateType::Pending, StateType::Running, StateType::Completed];

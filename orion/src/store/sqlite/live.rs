@@ -1,15 +1,19 @@
 //! The runs this store is executing, so their task-run writes can be queued instead of awaited.
 //!
 //! A task run belongs to the process that runs its flow run: nobody else moves it. While it is
-//! live, its current record is kept here, a state proposed for it is checked against that
-//! record, and the write is queued for the writer without waiting for the commit. The writer
-//! keeps the order, so the flow run's own next awaited write (its final state at the latest)
-//! commits after every queued write of its task runs: a flow call returns only when all its
-//! states are on disk, and one fsync covers many task runs instead of one each.
+//! live, its record is kept here as the file will have it, a state proposed for it is checked
+//! against that record, and the caller is answered at once. The states gather here until the
+//! writer takes them: one job per run writes everything gathered since its last job (the
+//! record once, however many states it went through), so a task run that starts and ends
+//! while the writer is busy costs one row write instead of three.
 //!
-//! The writer still checks every queued write against the file. When another process did move
-//! a live task run, the write is skipped and the run is forgotten here, so the next write for
-//! it is awaited and meets the real state. A queued write that fails is reported by the next
+//! Jobs keep their order in the writer's queue, so the flow run's own next awaited write (its
+//! final state at the latest) commits after every write of its task runs: a flow call returns
+//! only when all its states are on disk, and one fsync covers many task runs.
+//!
+//! The writer still checks each update against the file. When another process did move a live
+//! task run, the update is skipped and the run is forgotten here, so the next write for it is
+//! awaited and meets the real state. A queued write that fails is reported by the next
 //! task-run write, flow-run write or flush.
 
 use std::collections::{HashMap, HashSet};
@@ -18,11 +22,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use uuid::Uuid;
 
+use super::Encoded;
 use crate::state::State;
 use crate::store::{StoreError, TaskRun};
 
-/// The live runs, the failure of a queued write not yet reported, and how many queued writes
-/// have not committed.
+/// The live runs, the failure of a queued write not yet reported, and how many jobs are
+/// queued and not yet committed.
 #[derive(Debug, Default)]
 pub(super) struct Live {
     tracked: Mutex<Tracked>,
@@ -33,15 +38,45 @@ pub(super) struct Live {
 struct Tracked {
     /// Flow runs known to be stored and not finished.
     flow_runs: HashSet<Uuid>,
-    /// Unfinished task runs of those flow runs, as stored once the queue is written.
-    task_runs: HashMap<Uuid, TaskRun>,
+    task_runs: HashMap<Uuid, LiveRun>,
     failure: Option<StoreError>,
+}
+
+#[derive(Debug)]
+struct LiveRun {
+    /// The record as it is once everything gathered is written.
+    record: TaskRun,
+    /// Whether the writer has taken its insert.
+    inserted: bool,
+    /// The current state id of the row the writer has written (what an update compares).
+    written_state: Option<Uuid>,
+    /// Number of the next state in its history.
+    seq: i64,
+    /// Encoded states not yet taken by the writer, with cache entries to store.
+    states: Vec<String>,
+    cache: Vec<(String, String)>,
+    /// Whether a job for it waits in the writer's queue.
+    queued: bool,
+    /// It reached a final state: dropped once the writer has taken the rest.
+    finished: bool,
+}
+
+/// What the writer must store for one run: taken from its gathered writes.
+pub(super) struct Taken {
+    /// The record to write (insert or update).
+    pub(super) record: TaskRun,
+    /// `None` to insert the row; otherwise update it if its state id is still this.
+    pub(super) update_from: Option<Option<Uuid>>,
+    /// The states to append, numbered from `first_seq`.
+    pub(super) states: Vec<String>,
+    pub(super) first_seq: i64,
+    pub(super) cache: Vec<(String, String)>,
 }
 
 /// What to do with a task-run write.
 pub(super) enum Route<T> {
-    /// Queue it and answer now with this.
-    Queue(T),
+    /// Answer now with this; queue a job for the run when `job` is true.
+    Queue { answer: T, job: bool },
     /// The run is not live here: run the write on the writer and wait for it.
     Await,
 }
@@ -57,7 +92,7 @@ impl Live {
     }
 
     /// Records that a queued write was not stored.
-    pub(super) fn fail(&self, run: Uuid, error: StoreError) {
+    pub(super) fn fail(&self, run: Uuid, error: &StoreError) {
         let mut tracked = self.lock();
         tracked.task_runs.remove(&run);
         tracked.failure.get_or_insert(StoreError::Backend(format!(
@@ -70,26 +105,31 @@ impl Live {
         self.lock().task_runs.remove(&run);
     }
 
-    /// A flow run was stored in `state`: live until it finishes (taking its task runs along).
+    /// A flow run was stored in `state`: live until it finishes, taking its task runs along.
     pub(super) fn flow_run_is(&self, id: Uuid, state: Option<&State>) {
         let mut tracked = self.lock();
         if state.is_some_and(State::is_final) {
             tracked.flow_runs.remove(&id);
-            tracked.task_runs.retain(|_, r| r.flow_run_id != Some(id));
+            tracked.task_runs.retain(|_, r| {
+                r.finished |= r.record.flow_run_id == Some(id);
+                !r.finished || r.queued
+            });
         } else {
             tracked.flow_runs.insert(id);
         }
     }
 
-    /// Flow runs were deleted: trust none of them any more.
+    /// Flow runs were deleted: none of them is known to exist any more.
     pub(super) fn forget_flow_runs(&self) {
-        let mut tracked = self.lock();
-        tracked.flow_runs.clear();
-        tracked.task_runs.clear();
+        self.lock().flow_runs.clear();
     }
 
-    /// A new task run (its first state already prepared): queued when its flow run is live.
-    pub(super) fn create(&self, run: &TaskRun) -> Result<Route<()>, StoreError> {
+    /// A new task run, its first state prepared and encoded: live when its flow run is.
+    pub(super) fn create(
+        &self,
+        run: &TaskRun,
+        first: Option<String>,
+    ) -> Result<Route<()>, StoreError> {
         let mut tracked = self.lock();
         if tracked.task_runs.contains_key(&run.id) {
             return Err(StoreError::AlreadyExists {
@@ -103,45 +143,86 @@ impl Live {
         {
             return Ok(Route::Await);
         }
-        if !run.state.as_ref().is_some_and(State::is_final) {
-            tracked.task_runs.insert(run.id, run.clone());
-        }
-        Ok(Route::Queue(()))
+        let live = LiveRun {
+            record: run.clone(),
+            inserted: false,
+            written_state: None,
+            seq: 0,
+            states: first.into_iter().collect(),
+            cache: Vec::new(),
+            queued: true,
+            finished: run.state.as_ref().is_some_and(State::is_final),
+        };
+        tracked.task_runs.insert(run.id, live);
+        Ok(Route::Queue {
+            answer: (),
+            job: true,
+        })
     }
 
-    /// A compare-and-set on a live task run, decided here: `write` turns the run's record into
-    /// what the writer must store and is only called when `expected` is its current state id.
-    pub(super) fn set_state<W>(
+    /// A compare-and-set on a live task run, decided here: `enter` moves the record into the
+    /// state and encodes it; it is only called when `expected` is the current state id.
+    /// Answers the current state on a conflict.
+    pub(super) fn set_state(
         &self,
         id: Uuid,
         expected: Option<Uuid>,
-        write: impl FnOnce(&mut TaskRun) -> Result<W, StoreError>,
-    ) -> Result<Route<Result<W, Option<State>>>, StoreError> {
+        enter: impl FnOnce(&mut TaskRun) -> Result<Encoded, StoreError>,
+    ) -> Result<Route<Result<(), Option<State>>>, StoreError> {
         let mut tracked = self.lock();
-        let Some(run) = tracked.task_runs.get_mut(&id) else {
+        let Some(run) = tracked.task_runs.get_mut(&id).filter(|r| !r.finished) else {
             return Ok(Route::Await);
         };
-        if run.state.as_ref().map(State::id) != expected {
-            return Ok(Route::Queue(Err(run.state.clone())));
+        if run.record.state.as_ref().map(State::id) != expected {
+            return Ok(Route::Queue {
+                answer: Err(run.record.state.clone()),
+                job: false,
+            });
         }
-        let written = write(run)?;
-        if run.state.as_ref().is_some_and(State::is_final) {
-            tracked.task_runs.remove(&id);
-        }
-        Ok(Route::Queue(Ok(written)))
+        let encoded = enter(&mut run.record)?;
+        run.states.push(encoded.state);
+        run.cache.extend(encoded.cache);
+        run.finished = run.record.state.as_ref().is_some_and(State::is_final);
+        let job = !std::mem::replace(&mut run.queued, true);
+        Ok(Route::Queue {
+            answer: Ok(()),
+            job,
+        })
     }
 
-    /// One more write queued.
+    /// Hands the writer what run `id` gathered since its last job (None when it was dropped).
+    pub(super) fn take(&self, id: Uuid) -> Option<Taken> {
+        let mut tracked = self.lock();
+        let run = tracked.task_runs.get_mut(&id)?;
+        run.queued = false;
+        let states = std::mem::take(&mut run.states);
+        let taken = Taken {
+            record: run.record.clone(),
+            update_from: run.inserted.then_some(run.written_state),
+            first_seq: run.seq,
+            cache: std::mem::take(&mut run.cache),
+            states,
+        };
+        run.inserted = true;
+        run.written_state = run.record.state.as_ref().map(State::id);
+        run.seq += i64::try_from(taken.states.len()).unwrap_or(i64::MAX);
+        if run.finished {
+            tracked.task_runs.remove(&id);
+        }
+        Some(taken)
+    }
+
+    /// One more job queued.
     pub(super) fn queued(&self) {
         self.queued.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// A queued write's transaction ended.
+    /// A queued job's transaction ended.
     pub(super) fn settled(&self) {
         self.queued.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Whether queued writes are still uncommitted (reads must wait for them).
+    /// Whether queued jobs are still uncommitted (reads must wait for them).
     pub(super) fn has_queued(&self) -> bool {
         self.queued.load(Ordering::Acquire) > 0
     }

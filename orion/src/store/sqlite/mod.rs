@@ -102,7 +102,7 @@ impl SqliteStore {
     /// As [`SqliteStore::open`].
     pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
         let pragmas = format!(
-            "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;",
+            "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;",
             durability.pragma()
         );
         let path = path.as_ref().to_path_buf();
@@ -136,11 +136,20 @@ impl SqliteStore {
         }
         conn.execute_batch(&pragmas).map_err(backend)?;
         schema::migrate(&mut conn)?;
-        let write_conn = Connection::open(&path).map_err(backend)?;
+        let connect = || -> Result<Connection, StoreError> {
+            let c = Connection::open(&path).map_err(backend)?;
+            c.busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(backend)?;
+            c.execute_batch(&pragmas).map_err(backend)?;
+            Ok(c)
+        };
+        let write_conn = connect()?;
+        // Checkpoints run on a thread of their own (see `writer`); the writer's own are only a
+        // bound on the log's size, should that thread fall behind.
         write_conn
-            .busy_timeout(std::time::Duration::from_secs(10))
+            .pragma_update(None, "wal_autocheckpoint", writer::WAL_PAGES_MAX)
             .map_err(backend)?;
-        write_conn.execute_batch(&pragmas).map_err(backend)?;
+        let checkpoint_conn = connect()?;
         for c in [&conn, &write_conn] {
             // Statements are prepared once and kept: without the planner-stability flag,
             // SQLite prepares a statement again whenever a new value is bound to a parameter
@@ -152,7 +161,7 @@ impl SqliteStore {
         let (sender, jobs) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("orion-sqlite-writer".into())
-            .spawn(move || writer::run(write_conn, jobs))
+            .spawn(move || writer::run(write_conn, checkpoint_conn, jobs))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
@@ -231,23 +240,22 @@ impl SqliteStore {
         }
     }
 
-    /// Queues a write of live task run `run` without waiting for it; see `live`. The work
-    /// answers `false` when the run was moved by another writer and nothing was written.
-    fn queue(
-        &self,
-        run: Uuid,
-        work: impl FnOnce(&Connection) -> Result<bool, StoreError> + Send + 'static,
-    ) -> Result<(), StoreError> {
+    /// Queues a job that writes what live task run `run` gathers until the writer reaches it;
+    /// see `live`.
+    fn queue(&self, run: Uuid) -> Result<(), StoreError> {
         let sender = self.sender().ok_or_else(closing)?;
         let live = Arc::clone(&self.live);
         let job: writer::Job = Box::new(move |conn: &mut Connection| {
-            let done = atomically(conn, work);
+            let done = match live.take(run) {
+                Some(taken) => atomically(conn, |tx| queries::write_gathered(tx, taken)),
+                None => Ok(true),
+            };
             Box::new(move |commit: &Result<(), StoreError>| {
                 match (done, commit) {
                     (Ok(true), Ok(())) => {}
                     (Ok(false), Ok(())) => live.diverged(run),
-                    (Err(e), _) => live.fail(run, e),
-                    (_, Err(e)) => live.fail(run, StoreError::Backend(e.to_string())),
+                    (Err(e), _) => live.fail(run, &e),
+                    (_, Err(e)) => live.fail(run, e),
                 }
                 live.settled();
             })
@@ -429,62 +437,75 @@ impl RunTable for TaskRun {
     }
 }
 
-/// What a state write stores, encoded before it reaches the writer.
-pub(super) struct StateWrite {
-    body: String,
+/// A state a run entered, encoded, with the cache entry it makes.
+pub(super) struct Encoded {
     state: String,
     cache: Option<(String, String)>,
 }
 
 /// Moves `run` into `state` (run count, times, the kind's bookkeeping; data is not kept) and
-/// encodes the rows to write.
-fn enter_state<R: RunTable>(run: &mut R, state: State) -> Result<StateWrite, StoreError> {
+/// encodes the state.
+fn enter_state<R: RunTable>(run: &mut R, state: State) -> Result<Encoded, StoreError> {
     let cache = run.note(&state)?;
     let stored = strip(state);
     record_state_times(run, &stored);
     let encoded = json(&stored)?;
     *run.state_slot() = Some(stored);
-    Ok(StateWrite {
-        body: json(run)?,
+    Ok(Encoded {
         state: encoded,
         cache,
     })
 }
 
-/// Stores `write` for run `id` if its stored current state id is still `expected`; `false`
-/// when it is not (nothing written).
-fn store_state<R: RunTable>(
+/// The current state id of a run, as the `state_id` column keeps it.
+fn state_id<R: RunTable>(run: &mut R) -> Option<String> {
+    run.state_slot().as_ref().map(|s| s.id().to_string())
+}
+
+/// Writes `run` over its row if the row's state id is still `expected`; `false` (nothing
+/// written) when it is not.
+fn update_run<R: RunTable>(
     conn: &Connection,
-    id: Uuid,
+    run: &mut R,
+    id: &str,
     expected: Option<Uuid>,
-    write: &StateWrite,
 ) -> Result<bool, StoreError> {
-    let key = id.to_string();
     let update = format!(
-        "UPDATE {} SET body = ?2 WHERE id = ?1 AND json_extract(body, '$.state.id') IS ?3",
+        "UPDATE {} SET body = ?2, state_id = ?3 WHERE id = ?1 AND state_id IS ?4",
         R::TABLE
     );
-    if exec(
-        conn,
-        &update,
-        params![key, write.body, expected.map(|e| e.to_string())],
-    )? == 0
-    {
-        return Ok(false);
-    }
+    let params = params![
+        id,
+        json(run)?,
+        state_id(run),
+        expected.map(|e| e.to_string())
+    ];
+    Ok(exec(conn, &update, params)? > 0)
+}
+
+/// Appends states to a run's history, numbered from `seq`, and stores the cache entries.
+fn append_states<'a, R: RunTable>(
+    conn: &Connection,
+    id: &str,
+    seq: i64,
+    states: impl IntoIterator<Item = &'a String>,
+    cache: impl IntoIterator<Item = &'a (String, String)>,
+) -> Result<(), StoreError> {
     let insert = format!(
-        "INSERT INTO {0} (run_id, seq, body) VALUES (?1, (SELECT COALESCE(MAX(seq), -1) + 1 FROM {0} WHERE run_id = ?1), ?2)",
+        "INSERT INTO {} (run_id, seq, body) VALUES (?1, ?2, ?3)",
         R::STATES
     );
-    exec(conn, &insert, params![key, write.state])?;
-    if let Some((key, state)) = &write.cache {
+    for (n, state) in (seq..).zip(states) {
+        exec(conn, &insert, params![id, n, state])?;
+    }
+    for (key, state) in cache {
         exec(
             conn,
             "INSERT OR REPLACE INTO cache (key, body) VALUES (?1, ?2)",
             params![key, state],
         )?;
     }
-    Ok(true)
+    Ok(())
 }
 
 /// A compare-and-set state write, decided on the writer against the stored run.
@@ -500,8 +521,17 @@ fn set_state<R: RunTable>(
     if current.as_ref().map(State::id) != expected {
         return Ok(SetState::Conflict { current });
     }
-    let write = enter_state(&mut run, state)?;
-    store_state::<R>(conn, id, expected, &write)?;
+    let entered = enter_state(&mut run, state)?;
+    let key = id.to_string();
+    update_run(conn, &mut run, &key, expected)?;
+    let next: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT COALESCE(MAX(seq), -1) + 1 FROM {} WHERE run_id = ?1",
+            R::STATES
+        ))
+        .and_then(|mut stmt| stmt.query_row([&key], |r| r.get(0)))
+        .map_err(backend)?;
+    append_states::<R>(conn, &key, next, [&entered.state], &entered.cache)?;
     Ok(SetState::Written)
 }
 

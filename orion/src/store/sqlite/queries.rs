@@ -4,10 +4,10 @@
 use rusqlite::{Connection, params};
 use uuid::Uuid;
 
-use super::live::Route;
+use super::live::{Route, Taken};
 use super::{
-    SqliteStore, backend, by_id, enter_state, exec, exists, first_state, flow_runs_matching, json,
-    many, one, ready, set_state, store_state,
+    SqliteStore, append_states, backend, by_id, enter_state, exec, exists, first_state,
+    flow_runs_matching, json, many, one, ready, set_state, state_id, update_run,
 };
 use crate::state::State;
 use crate::store::{
@@ -56,14 +56,15 @@ impl Store for SqliteStore {
             }
             let first = first_state(&mut run);
             exec(tx,
-                "INSERT INTO flow_runs (id, flow_id, deployment_id, parent_task_run_id, idempotency_key, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO flow_runs (id, flow_id, deployment_id, parent_task_run_id, idempotency_key, body, state_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     run.id.to_string(),
                     run.flow_id.to_string(),
                     run.deployment_id.map(|d| d.to_string()),
                     run.parent_task_run_id.map(|d| d.to_string()),
                     run.idempotency_key,
-                    json(&run)?
+                    json(&run)?,
+                    run.state.as_ref().map(|s| s.id().to_string())
                 ],
             )?;
             if let Some(first) = first {
@@ -139,20 +140,20 @@ impl Store for SqliteStore {
 
     fn create_task_run(&self, mut run: TaskRun) -> StoreFuture<'_, TaskRun> {
         first_state(&mut run);
-        match self
-            .live
-            .take_failure()
-            .and_then(|()| self.live.create(&run))
-        {
+        let route = self.live.take_failure().and_then(|()| {
+            let first = run.state.as_ref().map(json).transpose()?;
+            self.live.create(&run, first)
+        });
+        match route {
             Err(e) => ready(Err(e)),
-            Ok(Route::Queue(())) => {
-                let stored = run.clone();
-                let queued = self.queue(run.id, move |tx| {
-                    insert_task_run(tx, &stored).map(|()| true)
-                });
-                ready(queued.map(|()| run))
-            }
-            Ok(Route::Await) => self.write(move |tx| insert_task_run(tx, &run).map(|()| run)),
+            Ok(Route::Queue { .. }) => ready(self.queue(run.id).map(|()| run)),
+            Ok(Route::Await) => self.write(move |tx| {
+                let id = run.id.to_string();
+                insert_task_run(tx, &mut run, &id)?;
+                let first = run.state.as_ref().map(json).transpose()?;
+                append_states::<TaskRun>(tx, &id, 0, &first, [])?;
+                Ok(run)
+            }),
         }
     }
 
@@ -186,13 +187,17 @@ impl Store for SqliteStore {
         });
         match route {
             Err(e) => ready(Err(e)),
-            Ok(Route::Queue(Err(current))) => ready(Ok(SetState::Conflict { current })),
-            Ok(Route::Queue(Ok(write))) => ready(
-                self.queue(id, move |tx| {
-                    store_state::<TaskRun>(tx, id, expected, &write)
-                })
-                .map(|()| SetState::Written),
-            ),
+            Ok(Route::Queue {
+                answer: Err(current),
+                ..
+            }) => ready(Ok(SetState::Conflict { current })),
+            Ok(Route::Queue {
+                answer: Ok(()),
+                job,
+            }) => {
+                let queued = if job { self.queue(id) } else { Ok(()) };
+                ready(queued.map(|()| SetState::Written))
+            }
             Ok(Route::Await) => self.write(move |tx| set_state::<TaskRun>(tx, id, expected, state)),
         }
     }
@@ -332,8 +337,8 @@ impl Store for SqliteStore {
     }
 }
 
-/// Inserts a new task run whose first state is prepared, after checking its flow run exists.
-fn insert_task_run(tx: &Connection, run: &TaskRun) -> Result<(), StoreError> {
+/// Inserts a task run's row, after checking its flow run exists and its id is new.
+fn insert_task_run(tx: &Connection, run: &mut TaskRun, id: &str) -> Result<(), StoreError> {
     if let Some(parent) = run.flow_run_id {
         if !exists(
             tx,
@@ -346,24 +351,37 @@ fn insert_task_run(tx: &Connection, run: &TaskRun) -> Result<(), StoreError> {
             });
         }
     }
-    let id = run.id.to_string();
-    if exists(tx, "SELECT 1 FROM task_runs WHERE id = ?1", &id)? {
+    if exists(tx, "SELECT 1 FROM task_runs WHERE id = ?1", id)? {
         return Err(StoreError::AlreadyExists {
             what: "task run",
-            key: id,
+            key: id.to_owned(),
         });
     }
     exec(
         tx,
-        "INSERT INTO task_runs (id, flow_run_id, body) VALUES (?1, ?2, ?3)",
-        params![id, run.flow_run_id.map(|f| f.to_string()), json(run)?],
+        "INSERT INTO task_runs (id, flow_run_id, body, state_id) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            id,
+            run.flow_run_id.map(|f| f.to_string()),
+            json(run)?,
+            state_id(run)
+        ],
     )?;
-    if let Some(first) = &run.state {
-        exec(
-            tx,
-            "INSERT INTO task_run_states (run_id, seq, body) VALUES (?1, 0, ?2)",
-            params![id, json(first)?],
-        )?;
-    }
     Ok(())
+}
+
+/// Writes what a live task run gathered since its last job; `false` when another writer had
+/// moved it (nothing written).
+pub(super) fn write_gathered(tx: &Connection, mut taken: Taken) -> Result<bool, StoreError> {
+    let id = taken.record.id.to_string();
+    match taken.update_from {
+        None => insert_task_run(tx, &mut taken.record, &id)?,
+        Some(expected) => {
+            if !update_run(tx, &mut taken.record, &id, expected)? {
+                return Ok(false);
+            }
+        }
+    }
+    append_states::<TaskRun>(tx, &id, taken.first_seq, &taken.states, &taken.cache)?;
+    Ok(true)
 }

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// The schema version this build writes.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 const V1: &str = "
 CREATE TABLE flows (
@@ -66,6 +66,37 @@ CREATE TABLE deployments (
 );
 ";
 
+/// Version 2: each run row carries its current state's id, so a queued write can check it
+/// without reading the run's JSON; state histories are kept in their key's order (WITHOUT
+/// ROWID: one B-tree per history table instead of a table and an index).
+const V2: &str = "
+ALTER TABLE flow_runs ADD COLUMN state_id TEXT;
+UPDATE flow_runs SET state_id = json_extract(body, '$.state.id');
+ALTER TABLE task_runs ADD COLUMN state_id TEXT;
+UPDATE task_runs SET state_id = json_extract(body, '$.state.id');
+CREATE TABLE flow_run_states_v2 (
+    run_id TEXT NOT NULL REFERENCES flow_runs(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+INSERT INTO flow_run_states_v2 SELECT run_id, seq, body FROM flow_run_states;
+DROP TABLE flow_run_states;
+ALTER TABLE flow_run_states_v2 RENAME TO flow_run_states;
+CREATE TABLE task_run_states_v2 (
+    run_id TEXT NOT NULL REFERENCES task_runs(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+INSERT INTO task_run_states_v2 SELECT run_id, seq, body FROM task_run_states;
+DROP TABLE task_run_states;
+ALTER TABLE task_run_states_v2 RENAME TO task_run_states;
+";
+
+/// The steps from each version to the next: `STEPS[n]` takes version `n` to `n + 1`.
+const STEPS: [&str; VERSION as usize] = [V1, V2];
+
 /// Brings the database to [`VERSION`]; refuses one written by a newer orion.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn
@@ -76,21 +107,98 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             "the database has schema version {version}, written by a newer orion; this build reads up to {VERSION} and will not alter it"
         )));
     }
-    if version < 1 {
-        // IMMEDIATE: two processes opening a new file at once migrate it once.
+    if version < VERSION {
+        // IMMEDIATE: two processes opening the file at once migrate it once.
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(super::backend)?;
         let now: i64 = tx
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(super::backend)?;
-        if now >= 1 {
-            return Ok(());
+        if now == 0
+            && tx
+                .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(super::backend)?
+                > 0
+        {
+            return Err(StoreError::Backend(
+                "the file is a SQLite database of another program (it has tables but no orion schema version); it was left untouched".into(),
+            ));
         }
-        tx.execute_batch(V1).map_err(super::backend)?;
+        for (from, step) in STEPS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(now).unwrap_or(0))
+        {
+            tx.execute_batch(step).map_err(|e| {
+                StoreError::Backend(format!(
+                    "cannot bring the database from schema version {from} to {}: {e}",
+                    from + 1
+                ))
+            })?;
+        }
         tx.pragma_update(None, "user_version", VERSION)
             .map_err(super::backend)?;
         tx.commit().map_err(super::backend)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::{V1, VERSION, migrate};
+
+    #[test]
+    fn a_version_1_file_gains_state_ids_from_its_records() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.execute_batch(
+            r#"PRAGMA user_version = 1;
+            INSERT INTO flows VALUES ('f', 'etl', '{}');
+            INSERT INTO flow_runs (id, flow_id, body) VALUES ('r', 'f', '{"state": {"id": "s1"}}');
+            INSERT INTO task_runs (id, flow_run_id, body) VALUES ('t', 'r', '{"state": null}');
+            INSERT INTO flow_run_states VALUES ('r', 0, '{"id": "s0"}'), ('r', 1, '{"id": "s1"}');"#,
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION);
+        let ids: (Option<String>, Option<String>) = conn
+            .query_row(
+                "SELECT (SELECT state_id FROM flow_runs), (SELECT state_id FROM task_runs)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(ids, (Some("s1".into()), None));
+        let history: Vec<String> = conn
+            .prepare("SELECT body FROM flow_run_states WHERE run_id = 'r' ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(history, [r#"{"id": "s0"}"#, r#"{"id": "s1"}"#]);
+        // Opening again changes nothing.
+        migrate(&mut conn).unwrap();
+    }
+
+    #[test]
+    fn another_programs_database_is_refused_untouched() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('keep');")
+            .unwrap();
+        let err = migrate(&mut conn).unwrap_err().to_string();
+        assert!(err.contains("another program"), "{err}");
+        let tables: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 1);
+    }
 }

@@ -19,6 +19,12 @@ pub(super) type Job = Box<dyn FnOnce(&mut Connection) -> Deliver + Send>;
 /// Most writes in one transaction.
 const BATCH: usize = 512;
 
+/// The write-ahead log's size, in pages, at which the writer checkpoints by itself.
+pub(super) const WAL_PAGES_MAX: i64 = 16_384;
+
+/// Least time between two checkpoints by the checkpoint thread, so each copies many commits.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Queues `work` for the writer; resolves with its result after its transaction commits.
 pub(super) fn submit<'a, T: Send + 'static>(
     writer: &Sender<Job>,
@@ -50,8 +56,20 @@ pub(super) fn submit<'a, T: Send + 'static>(
     })
 }
 
-/// The writer thread's loop: runs until every sender is gone.
-pub(super) fn run(mut conn: Connection, jobs: Receiver<Job>) {
+/// The writer thread's loop: runs until every sender is gone. Copying the log into the
+/// database (a checkpoint) is left to a second thread on `checkpoints`, started here, which a
+/// commit wakes; it only reads the log, so the writer goes on meanwhile.
+pub(super) fn run(mut conn: Connection, checkpoints: Connection, jobs: Receiver<Job>) {
+    let (kick, kicked) = std::sync::mpsc::sync_channel::<()>(1);
+    let checkpointer = std::thread::Builder::new()
+        .name("orion-sqlite-checkpoint".into())
+        .spawn(move || {
+            while kicked.recv().is_ok() {
+                // PASSIVE never waits for the writer; a busy or failed one is retried next time.
+                let _ = checkpoints.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                std::thread::sleep(CHECKPOINT_EVERY);
+            }
+        });
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -76,5 +94,10 @@ pub(super) fn run(mut conn: Connection, jobs: Receiver<Job>) {
         for deliver in deliveries {
             deliver(&outcome);
         }
+        let _ = kick.try_send(());
+    }
+    drop(kick);
+    if let Ok(thread) = checkpointer {
+        let _ = thread.join();
     }
 }
