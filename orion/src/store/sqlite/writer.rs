@@ -2,9 +2,17 @@
 //!
 //! Writes queue up while a transaction commits; the next transaction takes all of them (each
 //! in its own savepoint, so one failing write does not undo the others) and commits them
-//! together. A write's future resolves only after the commit that holds it, so "done" still
-//! means "on disk", while concurrent writers share the cost of a commit.
+//! together. A write's future resolves only after the commit that holds it is on disk, so
+//! "done" means "durable", while concurrent writers share the cost of a commit.
+//!
+//! Two helper threads keep slow work off the writer. The sync thread makes commits durable:
+//! SQLite commits into its write-ahead log without waiting for the disk, then that thread
+//! fsyncs the log once for every commit made meanwhile and only then resolves their writes
+//! (SQLite's own `synchronous = FULL` would hold the writer for each fsync). The checkpoint
+//! thread copies the log into the database file.
 
+use std::fs::File;
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 
 use rusqlite::Connection;
@@ -56,10 +64,21 @@ pub(super) fn submit<'a, T: Send + 'static>(
     })
 }
 
-/// The writer thread's loop: runs until every sender is gone. Copying the log into the
-/// database (a checkpoint) is left to a second thread on `checkpoints`, started here, which a
-/// commit wakes; it only reads the log, so the writer goes on meanwhile.
-pub(super) fn run(mut conn: Connection, checkpoints: Connection, jobs: Receiver<Job>) {
+/// A transaction's outcome, with the writes waiting to hear it.
+struct Committed {
+    outcome: Result<(), StoreError>,
+    deliveries: Vec<Deliver>,
+}
+
+/// The writer thread's loop: runs until every sender is gone. `wal`, when given, is the log
+/// file the sync thread fsyncs before a commit's writes resolve; without it they resolve at
+/// once (the commit reached the operating system).
+pub(super) fn run(
+    mut conn: Connection,
+    checkpoints: Connection,
+    wal: Option<PathBuf>,
+    jobs: Receiver<Job>,
+) {
     let (kick, kicked) = std::sync::mpsc::sync_channel::<()>(1);
     let checkpointer = std::thread::Builder::new()
         .name("orion-sqlite-checkpoint".into())
@@ -70,6 +89,12 @@ pub(super) fn run(mut conn: Connection, checkpoints: Connection, jobs: Receiver<
                 std::thread::sleep(CHECKPOINT_EVERY);
             }
         });
+    let (to_sync, syncing) = std::sync::mpsc::channel::<Committed>();
+    let syncer = wal.map(|wal| {
+        std::thread::Builder::new()
+            .name("orion-sqlite-sync".into())
+            .spawn(move || sync_loop(&wal, &syncing))
+    });
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -91,13 +116,66 @@ pub(super) fn run(mut conn: Connection, checkpoints: Connection, jobs: Receiver<
         if outcome.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        for deliver in deliveries {
-            deliver(&outcome);
+        let committed = Committed {
+            outcome,
+            deliveries,
+        };
+        match &syncer {
+            Some(Ok(_)) => {
+                if let Err(std::sync::mpsc::SendError(unsent)) = to_sync.send(committed) {
+                    deliver(unsent, Err("the sync thread stopped".into()));
+                }
+            }
+            Some(Err(e)) => deliver(committed, Err(format!("no sync thread: {e}"))),
+            None => deliver(committed, Ok(())),
         }
         let _ = kick.try_send(());
     }
-    drop(kick);
+    drop((kick, to_sync));
+    if let Some(Ok(thread)) = syncer {
+        let _ = thread.join();
+    }
     if let Ok(thread) = checkpointer {
         let _ = thread.join();
+    }
+}
+
+/// The sync thread's loop: one fsync of the log for every commit that arrived meanwhile.
+fn sync_loop(wal: &std::path::Path, committed: &Receiver<Committed>) {
+    let mut file: Option<File> = None;
+    while let Ok(first) = committed.recv() {
+        let mut group = vec![first];
+        group.extend(committed.try_iter());
+        let synced = if group.iter().any(|c| c.outcome.is_ok()) {
+            sync(&mut file, wal)
+        } else {
+            Ok(())
+        };
+        for c in group {
+            deliver(c, synced.clone());
+        }
+    }
+}
+
+/// Fsyncs the log (its data: its size only grows while the store is open).
+fn sync(file: &mut Option<File>, wal: &std::path::Path) -> Result<(), String> {
+    if file.is_none() {
+        *file = Some(File::open(wal).map_err(|e| format!("cannot open {}: {e}", wal.display()))?);
+    }
+    file.as_ref()
+        .map_or(Ok(()), File::sync_data)
+        .map_err(|e| format!("cannot fsync {}: {e}", wal.display()))
+}
+
+/// Resolves a transaction's writes: with its outcome, failed if it could not be made durable.
+fn deliver(committed: Committed, durable: Result<(), String>) {
+    let outcome = match (committed.outcome, durable) {
+        (Ok(()), Err(why)) => Err(StoreError::Backend(format!(
+            "the commit may not be on disk: {why}"
+        ))),
+        (outcome, _) => outcome,
+    };
+    for deliver in committed.deliveries {
+        deliver(&outcome);
     }
 }
