@@ -50,8 +50,6 @@ struct LiveRun {
     inserted: bool,
     /// The current state id of the row the writer has written (what an update compares).
     written_state: Option<Uuid>,
-    /// Number of the next state in its history.
-    seq: i64,
     /// Encoded states not yet taken by the writer, with cache entries to store.
     states: Vec<String>,
     cache: Vec<(String, String)>,
@@ -67,9 +65,8 @@ pub(super) struct Taken {
     pub(super) record: TaskRun,
     /// `None` to insert the row; otherwise update it if its state id is still this.
     pub(super) update_from: Option<Option<Uuid>>,
-    /// The states to append, numbered from `first_seq`.
+    /// The states to append to its history.
     pub(super) states: Vec<String>,
-    pub(super) first_seq: i64,
     pub(super) cache: Vec<(String, String)>,
 }
 
@@ -147,7 +144,6 @@ impl Live {
             record: run.clone(),
             inserted: false,
             written_state: None,
-            seq: 0,
             states: first.into_iter().collect(),
             cache: Vec::new(),
             queued: true,
@@ -199,13 +195,11 @@ impl Live {
         let taken = Taken {
             record: run.record.clone(),
             update_from: run.inserted.then_some(run.written_state),
-            first_seq: run.seq,
             cache: std::mem::take(&mut run.cache),
             states,
         };
         run.inserted = true;
         run.written_state = run.record.state.as_ref().map(State::id);
-        run.seq += i64::try_from(taken.states.len()).unwrap_or(i64::MAX);
         if run.finished {
             tracked.task_runs.remove(&id);
         }

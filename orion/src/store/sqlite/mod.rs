@@ -402,7 +402,6 @@ fn first_state<R: RunTimes>(run: &mut R) -> Option<State> {
 /// A table of runs with their state history: flow runs or task runs.
 pub(super) trait RunTable: RunTimes + Serialize + DeserializeOwned {
     const TABLE: &'static str;
-    const STATES: &'static str;
     const WHAT: &'static str;
     /// This kind of run's own bookkeeping on a state it enters; a cache entry to store with it.
     fn note(&mut self, _state: &State) -> Result<Option<(String, String)>, StoreError> {
@@ -412,13 +411,11 @@ pub(super) trait RunTable: RunTimes + Serialize + DeserializeOwned {
 
 impl RunTable for FlowRun {
     const TABLE: &'static str = "flow_runs";
-    const STATES: &'static str = "flow_run_states";
     const WHAT: &'static str = "flow run";
 }
 
 impl RunTable for TaskRun {
     const TABLE: &'static str = "task_runs";
-    const STATES: &'static str = "task_run_states";
     const WHAT: &'static str = "task run";
     /// Remembers the cache key; a Completed state with data is also the cache entry.
     fn note(&mut self, state: &State) -> Result<Option<(String, String)>, StoreError> {
@@ -458,43 +455,44 @@ fn state_id<R: RunTable>(run: &mut R) -> Option<String> {
     run.state_slot().as_ref().map(|s| s.id().to_string())
 }
 
-/// Writes `run` over its row if the row's state id is still `expected`; `false` (nothing
-/// written) when it is not.
+/// A run's history as stored: a JSON array of the encoded states.
+fn history<'a>(states: impl IntoIterator<Item = &'a String>) -> String {
+    let mut out = String::from("[");
+    for (i, state) in states.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(state);
+    }
+    out.push(']');
+    out
+}
+
+/// Writes `run` over its row, appending `states` (encoded, comma-separated) to its history,
+/// if the row's state id is still `expected`; `false` (nothing written) when it is not.
 fn update_run<R: RunTable>(
     conn: &Connection,
     run: &mut R,
     id: &str,
     expected: Option<Uuid>,
+    states: &str,
 ) -> Result<bool, StoreError> {
+    // The history is always our own compact array, so appending is text surgery, not a parse.
     let update = format!(
-        "UPDATE {} SET body = ?2, state_id = ?3 WHERE id = ?1 AND state_id IS ?4",
+        "UPDATE {} SET body = ?2, state_id = ?3, history = CASE history WHEN '[]' THEN '[' || ?5 || ']' ELSE substr(history, 1, length(history) - 1) || ',' || ?5 || ']' END WHERE id = ?1 AND state_id IS ?4",
         R::TABLE
     );
-    let params = params![
-        id,
-        json(run)?,
-        state_id(run),
-        expected.map(|e| e.to_string())
-    ];
+    let expected = expected.map(|e| e.to_string());
+    let params = params![id, json(run)?, state_id(run), expected, states];
     Ok(exec(conn, &update, params)? > 0)
 }
 
-/// Appends states to a run's history, numbered from `seq`, and stores the cache entries.
-fn append_states<'a, R: RunTable>(
+/// Stores cache entries made by Completed states.
+fn store_cache<'a>(
     conn: &Connection,
-    id: &str,
-    seq: i64,
-    states: impl IntoIterator<Item = &'a String>,
-    cache: impl IntoIterator<Item = &'a (String, String)>,
+    entries: impl IntoIterator<Item = &'a (String, String)>,
 ) -> Result<(), StoreError> {
-    let insert = format!(
-        "INSERT INTO {} (run_id, seq, body) VALUES (?1, ?2, ?3)",
-        R::STATES
-    );
-    for (n, state) in (seq..).zip(states) {
-        exec(conn, &insert, params![id, n, state])?;
-    }
-    for (key, state) in cache {
+    for (key, state) in entries {
         exec(
             conn,
             "INSERT OR REPLACE INTO cache (key, body) VALUES (?1, ?2)",
@@ -502,6 +500,16 @@ fn append_states<'a, R: RunTable>(
         )?;
     }
     Ok(())
+}
+
+/// A run's state history, oldest first.
+fn read_history<R: RunTable>(conn: &Connection, id: Uuid) -> Result<Vec<State>, StoreError> {
+    let sql = format!("SELECT history FROM {} WHERE id = ?1", R::TABLE);
+    let history: Option<String> = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_row([id.to_string()], |r| r.get(0)).optional())
+        .map_err(backend)?;
+    parse(&history.ok_or(StoreError::NotFound { what: R::WHAT, id })?)
 }
 
 /// A compare-and-set state write, decided on the writer against the stored run.
@@ -518,16 +526,8 @@ fn set_state<R: RunTable>(
         return Ok(SetState::Conflict { current });
     }
     let entered = enter_state(&mut run, state)?;
-    let key = id.to_string();
-    update_run(conn, &mut run, &key, expected)?;
-    let next: i64 = conn
-        .prepare_cached(&format!(
-            "SELECT COALESCE(MAX(seq), -1) + 1 FROM {} WHERE run_id = ?1",
-            R::STATES
-        ))
-        .and_then(|mut stmt| stmt.query_row([&key], |r| r.get(0)))
-        .map_err(backend)?;
-    append_states::<R>(conn, &key, next, [&entered.state], &entered.cache)?;
+    update_run(conn, &mut run, &id.to_string(), expected, &entered.state)?;
+    store_cache(conn, &entered.cache)?;
     Ok(SetState::Written)
 }
 

@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use super::live::{Route, Taken};
 use super::{
-    SqliteStore, append_states, backend, by_id, enter_state, exec, exists, first_state,
-    flow_runs_matching, json, many, one, ready, set_state, state_id, update_run,
+    SqliteStore, backend, by_id, enter_state, exec, exists, first_state, flow_runs_matching,
+    history, json, many, one, read_history, ready, set_state, state_id, store_cache, update_run,
 };
 use crate::state::State;
 use crate::store::{
@@ -56,7 +56,7 @@ impl Store for SqliteStore {
             }
             let first = first_state(&mut run);
             exec(tx,
-                "INSERT INTO flow_runs (id, flow_id, deployment_id, parent_task_run_id, idempotency_key, body, state_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO flow_runs (id, flow_id, deployment_id, parent_task_run_id, idempotency_key, body, state_id, history) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     run.id.to_string(),
                     run.flow_id.to_string(),
@@ -64,12 +64,10 @@ impl Store for SqliteStore {
                     run.parent_task_run_id.map(|d| d.to_string()),
                     run.idempotency_key,
                     json(&run)?,
-                    run.state.as_ref().map(|s| s.id().to_string())
+                    run.state.as_ref().map(|s| s.id().to_string()),
+                    history(&first.as_ref().map(json).transpose()?)
                 ],
             )?;
-            if let Some(first) = first {
-                exec(tx, "INSERT INTO flow_run_states (run_id, seq, body) VALUES (?1, 0, ?2)", params![run.id.to_string(), json(&first)?])?;
-            }
             Ok(run)
         });
         Box::pin(async move {
@@ -122,20 +120,7 @@ impl Store for SqliteStore {
     }
 
     fn read_flow_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
-        self.with(move |conn| {
-            let key = id.to_string();
-            if !exists(conn, "SELECT 1 FROM flow_runs WHERE id = ?1", &key)? {
-                return Err(StoreError::NotFound {
-                    what: "flow run",
-                    id,
-                });
-            }
-            many(
-                conn,
-                "SELECT body FROM flow_run_states WHERE run_id = ?1 ORDER BY seq",
-                [key],
-            )
-        })
+        self.with(move |conn| read_history::<FlowRun>(conn, id))
     }
 
     fn create_task_run(&self, mut run: TaskRun) -> StoreFuture<'_, TaskRun> {
@@ -148,10 +133,8 @@ impl Store for SqliteStore {
             Err(e) => ready(Err(e)),
             Ok(Route::Queue { .. }) => ready(self.queue(run.id).map(|()| run)),
             Ok(Route::Await) => self.write(move |tx| {
-                let id = run.id.to_string();
-                insert_task_run(tx, &mut run, &id)?;
                 let first = run.state.as_ref().map(json).transpose()?;
-                append_states::<TaskRun>(tx, &id, 0, &first, [])?;
+                insert_task_run(tx, &mut run, &history(&first))?;
                 Ok(run)
             }),
         }
@@ -203,20 +186,7 @@ impl Store for SqliteStore {
     }
 
     fn read_task_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
-        self.with(move |conn| {
-            let key = id.to_string();
-            if !exists(conn, "SELECT 1 FROM task_runs WHERE id = ?1", &key)? {
-                return Err(StoreError::NotFound {
-                    what: "task run",
-                    id,
-                });
-            }
-            many(
-                conn,
-                "SELECT body FROM task_run_states WHERE run_id = ?1 ORDER BY seq",
-                [key],
-            )
-        })
+        self.with(move |conn| read_history::<TaskRun>(conn, id))
     }
 
     fn read_cached_state<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<State>> {
@@ -337,8 +307,9 @@ impl Store for SqliteStore {
     }
 }
 
-/// Inserts a task run's row, after checking its flow run exists and its id is new.
-fn insert_task_run(tx: &Connection, run: &mut TaskRun, id: &str) -> Result<(), StoreError> {
+/// Inserts a task run's row with its history, after checking its flow run exists and its id
+/// is new.
+fn insert_task_run(tx: &Connection, run: &mut TaskRun, history: &str) -> Result<(), StoreError> {
     if let Some(parent) = run.flow_run_id {
         if !exists(
             tx,
@@ -351,20 +322,22 @@ fn insert_task_run(tx: &Connection, run: &mut TaskRun, id: &str) -> Result<(), S
             });
         }
     }
-    if exists(tx, "SELECT 1 FROM task_runs WHERE id = ?1", id)? {
+    let id = run.id.to_string();
+    if exists(tx, "SELECT 1 FROM task_runs WHERE id = ?1", &id)? {
         return Err(StoreError::AlreadyExists {
             what: "task run",
-            key: id.to_owned(),
+            key: id,
         });
     }
     exec(
         tx,
-        "INSERT INTO task_runs (id, flow_run_id, body, state_id) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO task_runs (id, flow_run_id, body, state_id, history) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             id,
             run.flow_run_id.map(|f| f.to_string()),
             json(run)?,
-            state_id(run)
+            state_id(run),
+            history
         ],
     )?;
     Ok(())
@@ -373,15 +346,16 @@ fn insert_task_run(tx: &Connection, run: &mut TaskRun, id: &str) -> Result<(), S
 /// Writes what a live task run gathered since its last job; `false` when another writer had
 /// moved it (nothing written).
 pub(super) fn write_gathered(tx: &Connection, mut taken: Taken) -> Result<bool, StoreError> {
-    let id = taken.record.id.to_string();
     match taken.update_from {
-        None => insert_task_run(tx, &mut taken.record, &id)?,
+        None => insert_task_run(tx, &mut taken.record, &history(&taken.states))?,
         Some(expected) => {
-            if !update_run(tx, &mut taken.record, &id, expected)? {
+            let id = taken.record.id.to_string();
+            let states = taken.states.join(",");
+            if !update_run(tx, &mut taken.record, &id, expected, &states)? {
                 return Ok(false);
             }
         }
     }
-    append_states::<TaskRun>(tx, &id, taken.first_seq, &taken.states, &taken.cache)?;
+    store_cache(tx, &taken.cache)?;
     Ok(true)
 }

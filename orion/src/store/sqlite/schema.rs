@@ -67,31 +67,21 @@ CREATE TABLE deployments (
 ";
 
 /// Version 2: each run row carries its current state's id, so a queued write can check it
-/// without reading the run's JSON; state histories are kept in their key's order (WITHOUT
-/// ROWID: one B-tree per history table instead of a table and an index).
+/// without reading the run's JSON, and its state history as a JSON array, so a task run that
+/// went through three states is one row written once, not four.
 const V2: &str = "
 ALTER TABLE flow_runs ADD COLUMN state_id TEXT;
-UPDATE flow_runs SET state_id = json_extract(body, '$.state.id');
-ALTER TABLE task_runs ADD COLUMN state_id TEXT;
-UPDATE task_runs SET state_id = json_extract(body, '$.state.id');
-CREATE TABLE flow_run_states_v2 (
-    run_id TEXT NOT NULL REFERENCES flow_runs(id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
-INSERT INTO flow_run_states_v2 SELECT run_id, seq, body FROM flow_run_states;
+ALTER TABLE flow_runs ADD COLUMN history TEXT NOT NULL DEFAULT '[]';
+UPDATE flow_runs SET
+    state_id = json_extract(body, '$.state.id'),
+    history = (SELECT json_group_array(json(s.body) ORDER BY s.seq) FROM flow_run_states s WHERE s.run_id = flow_runs.id);
 DROP TABLE flow_run_states;
-ALTER TABLE flow_run_states_v2 RENAME TO flow_run_states;
-CREATE TABLE task_run_states_v2 (
-    run_id TEXT NOT NULL REFERENCES task_runs(id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
-INSERT INTO task_run_states_v2 SELECT run_id, seq, body FROM task_run_states;
+ALTER TABLE task_runs ADD COLUMN state_id TEXT;
+ALTER TABLE task_runs ADD COLUMN history TEXT NOT NULL DEFAULT '[]';
+UPDATE task_runs SET
+    state_id = json_extract(body, '$.state.id'),
+    history = (SELECT json_group_array(json(s.body) ORDER BY s.seq) FROM task_run_states s WHERE s.run_id = task_runs.id);
 DROP TABLE task_run_states;
-ALTER TABLE task_run_states_v2 RENAME TO task_run_states;
 ";
 
 /// The steps from each version to the next: `STEPS[n]` takes version `n` to `n + 1`.
@@ -161,7 +151,7 @@ mod tests {
             INSERT INTO flows VALUES ('f', 'etl', '{}');
             INSERT INTO flow_runs (id, flow_id, body) VALUES ('r', 'f', '{"state": {"id": "s1"}}');
             INSERT INTO task_runs (id, flow_run_id, body) VALUES ('t', 'r', '{"state": null}');
-            INSERT INTO flow_run_states VALUES ('r', 0, '{"id": "s0"}'), ('r', 1, '{"id": "s1"}');"#,
+            INSERT INTO flow_run_states VALUES ('r', 1, '{"id": "s1"}'), ('r', 0, '{"id": "s0"}');"#,
         )
         .unwrap();
         migrate(&mut conn).unwrap();
@@ -177,14 +167,15 @@ mod tests {
             )
             .unwrap();
         assert_eq!(ids, (Some("s1".into()), None));
-        let history: Vec<String> = conn
-            .prepare("SELECT body FROM flow_run_states WHERE run_id = 'r' ORDER BY seq")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
+        let histories: (String, String) = conn
+            .query_row(
+                "SELECT (SELECT history FROM flow_runs), (SELECT history FROM task_runs)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .unwrap();
-        assert_eq!(history, [r#"{"id": "s0"}"#, r#"{"id": "s1"}"#]);
+        assert_eq!(histories.0, r#"[{"id":"s0"},{"id":"s1"}]"#);
+        assert_eq!(histories.1, "[]");
         // Opening again changes nothing.
         migrate(&mut conn).unwrap();
     }
