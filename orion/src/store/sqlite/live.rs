@@ -32,7 +32,15 @@ use crate::store::{StoreError, TaskRun};
 pub(super) struct Live {
     tracked: Mutex<Tracked>,
     queued: AtomicUsize,
+    /// Woken when the queue shrinks to [`LOW_WATER`].
+    room: tokio::sync::Notify,
 }
+
+/// Queued jobs beyond which a new queued write waits for the writer (each job is one task
+/// run's writes: about a tenth of a second of the writer's work).
+const HIGH_WATER: usize = 4096;
+/// Queued jobs at which the waiting writes go on.
+const LOW_WATER: usize = 1024;
 
 #[derive(Debug, Default)]
 struct Tracked {
@@ -213,7 +221,27 @@ impl Live {
 
     /// A queued job's transaction ended.
     pub(super) fn settled(&self) {
-        self.queued.fetch_sub(1, Ordering::AcqRel);
+        if self.queued.fetch_sub(1, Ordering::AcqRel) == LOW_WATER + 1 {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Whether the writer is so far behind that new queued writes should wait.
+    pub(super) fn backlogged(&self) -> bool {
+        self.queued.load(Ordering::Acquire) > HIGH_WATER
+    }
+
+    /// Resolves once the queue is down to [`LOW_WATER`].
+    pub(super) async fn room(&self) {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.queued.load(Ordering::Acquire) <= LOW_WATER {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Whether queued jobs are still uncommitted (reads must wait for them).

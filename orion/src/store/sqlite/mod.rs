@@ -239,20 +239,36 @@ impl SqliteStore {
     /// Queues a job that writes what live task run `run` gathers until the writer reaches it;
     /// see `live`.
     fn queue(&self, run: Uuid) -> Result<(), StoreError> {
+        let (live, heard) = (Arc::clone(&self.live), Arc::clone(&self.live));
+        self.queue_unawaited(
+            move |tx| match live.take(run) {
+                Some(taken) => queries::write_gathered(tx, taken),
+                None => Ok(true),
+            },
+            move |done| match done {
+                Ok(true) => {}
+                Ok(false) => heard.diverged(run),
+                Err(e) => heard.fail(run, &e),
+            },
+        )
+    }
+
+    /// Queues `work` without anyone waiting for it; `heard` gets its outcome once its
+    /// transaction has ended (failed if the commit did).
+    fn queue_unawaited(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<bool, StoreError> + Send + 'static,
+        heard: impl FnOnce(Result<bool, StoreError>) + Send + 'static,
+    ) -> Result<(), StoreError> {
         let sender = self.sender().ok_or_else(closing)?;
         let live = Arc::clone(&self.live);
         let job: writer::Job = Box::new(move |conn: &mut Connection| {
-            let done = match live.take(run) {
-                Some(taken) => atomically(conn, |tx| queries::write_gathered(tx, taken)),
-                None => Ok(true),
-            };
+            let done = atomically(conn, work);
             Box::new(move |commit: &Result<(), StoreError>| {
-                match (done, commit) {
-                    (Ok(true), Ok(())) => {}
-                    (Ok(false), Ok(())) => live.diverged(run),
-                    (Err(e), _) => live.fail(run, &e),
-                    (_, Err(e)) => live.fail(run, e),
-                }
+                heard(match commit {
+                    Ok(()) => done,
+                    Err(e) => Err(StoreError::Backend(e.to_string())),
+                });
                 live.settled();
             })
         });
@@ -260,6 +276,21 @@ impl SqliteStore {
         sender.send(job).map_err(|_| {
             self.live.settled();
             closing()
+        })
+    }
+
+    /// Answers a queued write with `answer`, first waiting for the writer to catch up when it
+    /// is far behind, so a fast flow cannot pile up writes without bound.
+    fn answer_queued<T: Send + 'static>(
+        &self,
+        answer: Result<T, StoreError>,
+    ) -> StoreFuture<'_, T> {
+        if !self.live.backlogged() {
+            return ready(answer);
+        }
+        Box::pin(async move {
+            self.live.room().await;
+            answer
         })
     }
 

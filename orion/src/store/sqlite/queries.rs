@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use super::live::{Route, Taken};
 use super::{
-    SqliteStore, backend, by_id, enter_state, exec, exists, first_state, flow_runs_matching,
-    history, json, many, one, read_history, ready, set_state, state_id, store_cache, update_run,
+    SqliteStore, by_id, enter_state, exec, exists, first_state, flow_runs_matching, history, json,
+    many, one, read_history, ready, set_state, state_id, store_cache, update_run,
 };
 use crate::state::State;
 use crate::store::{
@@ -131,7 +131,7 @@ impl Store for SqliteStore {
         });
         match route {
             Err(e) => ready(Err(e)),
-            Ok(Route::Queue { .. }) => ready(self.queue(run.id).map(|()| run)),
+            Ok(Route::Queue { .. }) => self.answer_queued(self.queue(run.id).map(|()| run)),
             Ok(Route::Await) => self.write(move |tx| {
                 let first = run.state.as_ref().map(json).transpose()?;
                 insert_task_run(tx, &mut run, &history(&first))?;
@@ -179,7 +179,7 @@ impl Store for SqliteStore {
                 job,
             }) => {
                 let queued = if job { self.queue(id) } else { Ok(()) };
-                ready(queued.map(|()| SetState::Written))
+                self.answer_queued(queued.map(|()| SetState::Written))
             }
             Ok(Route::Await) => self.write(move |tx| set_state::<TaskRun>(tx, id, expected, state)),
         }
@@ -193,26 +193,43 @@ impl Store for SqliteStore {
         self.with(move |conn| one(conn, "SELECT body FROM cache WHERE key = ?1", [key]))
     }
 
+    /// Queued, not awaited: log lines are appended by nobody else, and a flow run's final
+    /// state (or a flush) commits after them. A failure is reported on standard error, as
+    /// losing log lines must not fail a run.
     fn write_logs(&self, logs: Vec<LogRecord>) -> StoreFuture<'_, ()> {
-        self.write(move |tx| {
-                        {
-                let mut stmt = tx
-                    .prepare_cached("INSERT INTO logs (flow_run_id, task_run_id, level, ts, body) VALUES (?1, ?2, ?3, ?4, ?5)")
-                    .map_err(backend)?;
-                for log in &logs {
-                    let ts = i64::try_from(log.timestamp.as_nanosecond()).unwrap_or(i64::MAX);
-                    stmt.execute(params![
-                        log.flow_run_id.map(|i| i.to_string()),
-                        log.task_run_id.map(|i| i.to_string()),
-                        log.level as i64,
-                        ts,
-                        json(log)?
-                    ])
-                    .map_err(backend)?;
+        let encode = |log: &LogRecord| {
+            let ts = i64::try_from(log.timestamp.as_nanosecond()).unwrap_or(i64::MAX);
+            Ok::<_, StoreError>((
+                log.flow_run_id.map(|i| i.to_string()),
+                log.task_run_id.map(|i| i.to_string()),
+                log.level as i64,
+                ts,
+                json(log)?,
+            ))
+        };
+        let rows = match logs.iter().map(encode).collect::<Result<Vec<_>, _>>() {
+            Ok(rows) => rows,
+            Err(e) => return ready(Err(e)),
+        };
+        let count = rows.len();
+        let queued = self.queue_unawaited(
+            move |tx| {
+                for (flow_run, task_run, level, ts, body) in &rows {
+                    exec(
+                        tx,
+                        "INSERT INTO logs (flow_run_id, task_run_id, level, ts, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![flow_run, task_run, level, ts, body],
+                    )?;
                 }
-            }
-            Ok(())
-        })
+                Ok(true)
+            },
+            move |done| {
+                if let Err(e) = done {
+                    eprintln!("orion: could not store {count} run log lines: {e}");
+                }
+            },
+        );
+        self.answer_queued(queued)
     }
 
     fn read_logs<'a>(&'a self, filter: &'a LogFilter) -> StoreFuture<'a, Vec<LogRecord>> {
