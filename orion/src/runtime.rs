@@ -196,10 +196,19 @@ impl Orion {
         &self.inner.client
     }
 
-    /// Writes buffered run logs to the store now. Every flow run does this when it ends.
+    /// Writes buffered run logs to the store now and waits until everything written so far
+    /// is durable. Every top-level flow run does this when it ends.
     ///
     /// A store failure is reported on standard error: losing log lines must not fail a run.
     pub async fn flush_logs(&self) {
+        self.write_logs().await;
+        if let Err(e) = self.inner.client.flush().await {
+            eprintln!("orion: {e}");
+        }
+    }
+
+    /// Hands buffered run logs to the store (which may queue them).
+    async fn write_logs(&self) {
         let logs = self.inner.logs.take();
         if logs.is_empty() {
             return;
@@ -211,7 +220,7 @@ impl Orion {
 
     pub(crate) async fn flush_logs_if_full(&self) {
         if self.inner.logs.len() >= crate::logging::FLUSH_AT {
-            self.flush_logs().await;
+            self.write_logs().await;
         }
     }
 

@@ -9,6 +9,7 @@ mod logging;
 mod registry;
 mod schedule_errors;
 mod schedules;
+mod sqlite_queue;
 mod store;
 mod subflows;
 mod tasks;

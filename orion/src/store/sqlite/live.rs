@@ -244,8 +244,104 @@ impl Live {
         }
     }
 
+    /// How many queued jobs have not committed.
+    pub(super) fn queued_count(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
     /// Whether queued jobs are still uncommitted (reads must wait for them).
     pub(super) fn has_queued(&self) -> bool {
         self.queued.load(Ordering::Acquire) > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{HIGH_WATER, LOW_WATER, Live, Route};
+    use crate::state::State;
+    use crate::store::TaskRun;
+
+    fn enter(
+        state: State,
+    ) -> impl FnOnce(&mut TaskRun) -> Result<super::Encoded, crate::store::StoreError> {
+        move |run| super::super::enter_state(run, state)
+    }
+
+    #[test]
+    fn writes_gather_into_one_job_until_the_writer_takes_them() {
+        let live = Live::default();
+        let flow_run = crate::ids::new_id();
+        live.flow_run_is(flow_run, Some(&State::running()));
+        let mut run = TaskRun::new("t", Arc::from("t"), 0);
+        run.flow_run_id = Some(flow_run);
+        run.state = Some(State::pending());
+        let pending = run.state.as_ref().map(State::id);
+        assert!(matches!(
+            live.create(&run, Some("p".into())).unwrap(),
+            Route::Queue { job: true, .. }
+        ));
+        let running = State::running();
+        let running_id = running.id();
+        let route = live.set_state(run.id, pending, enter(running)).unwrap();
+        assert!(matches!(
+            route,
+            Route::Queue {
+                answer: Ok(()),
+                job: false
+            }
+        ));
+
+        let taken = live.take(run.id).unwrap();
+        assert!(taken.update_from.is_none(), "not inserted yet: one insert");
+        assert_eq!(taken.states.len(), 2);
+        assert_eq!(taken.record.run_count, 1);
+
+        let route = live
+            .set_state(run.id, Some(running_id), enter(State::completed()))
+            .unwrap();
+        assert!(matches!(
+            route,
+            Route::Queue {
+                answer: Ok(()),
+                job: true
+            }
+        ));
+        let taken = live.take(run.id).unwrap();
+        assert_eq!(taken.update_from, Some(Some(running_id)));
+        assert_eq!(taken.states.len(), 1);
+        // Finished and taken: no longer live, so a later write is awaited.
+        assert!(live.take(run.id).is_none());
+        let late = live
+            .set_state(run.id, None, enter(State::running()))
+            .unwrap();
+        assert!(matches!(late, Route::Await));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backlogged_queue_holds_writers_until_it_drains_to_the_low_mark() {
+        let live = Arc::new(Live::default());
+        for _ in 0..=HIGH_WATER {
+            live.queued();
+        }
+        assert!(live.backlogged());
+        let waiter = tokio::spawn({
+            let live = Arc::clone(&live);
+            async move { live.room().await }
+        });
+        while live.queued_count() > LOW_WATER + 1 {
+            live.settled();
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiter.is_finished(), "went on above the low mark");
+        live.settled();
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .expect("still held at the low mark")
+            .unwrap();
+        assert!(!live.backlogged());
     }
 }

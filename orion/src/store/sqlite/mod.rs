@@ -173,6 +173,12 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Writes answered but not yet durable: the queued writes of the task runs and logs of
+    /// flow runs executing through this store. Zero whenever a flow call has returned.
+    pub fn queued_writes(&self) -> usize {
+        self.live.queued_count()
+    }
+
     /// Rebuilds the file to give back the space of deleted records.
     ///
     /// # Errors

@@ -1,0 +1,227 @@
+//! The SQLite store's queued writes: a live flow run's task-run and log writes are answered
+//! before they commit, and must still be read back, ordered, checked against the file,
+//! reported when they fail, and on disk when the flow call returns.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use orion::prelude::*;
+use orion::store::{
+    FlowRun, FlowRunFilter, LogFilter, SetState, SqliteStore, Store, TaskRun, TaskRunFilter,
+};
+
+fn temp_db(tag: &str) -> PathBuf {
+    std::env::temp_dir()
+        .join(format!(
+            "orion-queue-{}-{tag}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ))
+        .join("orion.db")
+}
+
+/// A flow run in Running, created through `store` (which then treats it as live).
+async fn running_flow_run(store: &SqliteStore) -> FlowRun {
+    let flow = store
+        .upsert_flow(orion::store::Flow::new("queued"))
+        .await
+        .unwrap();
+    let mut run = FlowRun::new(&flow, "queued-run");
+    run.state = Some(State::running());
+    store.create_flow_run(run).await.unwrap()
+}
+
+fn task_run_of(flow_run: &FlowRun, name: &str) -> TaskRun {
+    let mut run = TaskRun::new(name, Arc::from("queued-task"), 0);
+    run.flow_run_id = Some(flow_run.id);
+    run.state = Some(State::pending());
+    run
+}
+
+#[task]
+async fn double(x: u64) -> u64 {
+    x * 2
+}
+
+#[flow(name = "queue-mix")]
+async fn queue_mix(n: u64) -> u64 {
+    let mut total = 0;
+    for i in 0..n {
+        total += double(i).await;
+    }
+    total
+        + orion::gather(orion::map(0..n, double))
+            .await
+            .iter()
+            .sum::<u64>()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_call_returns_with_every_state_and_log_visible_to_another_connection() {
+    let path = temp_db("visible");
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let orion = Orion::with_store(store.clone());
+    assert_eq!(queue_mix(60).on(&orion).await, 2 * 2 * (0..60).sum::<u64>());
+    assert_eq!(
+        store.queued_writes(),
+        0,
+        "the flow call returned before its writes"
+    );
+
+    // A second store: its own connections, so it sees only what was committed.
+    let other = SqliteStore::open(&path).unwrap();
+    let runs = other.read_task_runs(&TaskRunFilter::new()).await.unwrap();
+    assert_eq!(runs.len(), 120);
+    for run in &runs {
+        assert!(run.state.as_ref().unwrap().is_completed(), "{run:?}");
+        let kinds: Vec<_> = other
+            .read_task_run_states(run.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(State::state_type)
+            .collect();
+        assert_eq!(
+            kinds,
+            [StateType::Pending, StateType::Running, StateType::Completed]
+        );
+        assert_eq!(run.run_count, 1);
+        assert!(run.start_time.is_some() && run.end_time.is_some());
+    }
+    let flow_run = &other.read_flow_runs(&FlowRunFilter::new()).await.unwrap()[0];
+    let logs = other
+        .read_logs(&LogFilter::new().flow_run_id(flow_run.id))
+        .await
+        .unwrap();
+    // Two lines per task run, the flow run's last line included.
+    assert!(logs.len() >= 240, "{} log lines", logs.len());
+    assert!(
+        logs.last()
+            .unwrap()
+            .message
+            .starts_with("Finished in state Completed")
+    );
+}
+
+#[tokio::test]
+async fn a_queued_write_is_read_back_at_once() {
+    let store = SqliteStore::open(temp_db("read-back")).unwrap();
+    let flow_run = running_flow_run(&store).await;
+    let created = store
+        .create_task_run(task_run_of(&flow_run, "read-back"))
+        .await
+        .unwrap();
+    let pending = created.state.clone().unwrap();
+    let running = State::running();
+    let written = store
+        .set_task_run_state(created.id, Some(pending.id()), running.clone())
+        .await
+        .unwrap();
+    assert_eq!(written, SetState::Written);
+    // The reader waits for the queue; the record and its history are there.
+    let read = store.read_task_run(created.id).await.unwrap().unwrap();
+    assert_eq!(read.state.as_ref().map(State::id), Some(running.id()));
+    assert_eq!(read.run_count, 1);
+    let history = store.read_task_run_states(created.id).await.unwrap();
+    assert_eq!(
+        history.iter().map(State::id).collect::<Vec<_>>(),
+        [pending.id(), running.id()]
+    );
+    // A stale guess is refused by the live record, before anything is queued.
+    let stale = store
+        .set_task_run_state(created.id, Some(pending.id()), State::completed())
+        .await
+        .unwrap();
+    assert_eq!(
+        stale,
+        SetState::Conflict {
+            current: Some(read.state.clone().unwrap())
+        }
+    );
+    // A duplicate id is refused while the first is still queued.
+    let mut again = task_run_of(&flow_run, "again");
+    again.id = created.id;
+    let err = store.create_task_run(again).await.unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+}
+
+#[tokio::test]
+async fn a_task_run_moved_by_another_connection_is_not_overwritten() {
+    let path = temp_db("moved");
+    let ours = SqliteStore::open(&path).unwrap();
+    let theirs = SqliteStore::open(&path).unwrap();
+    let flow_run = running_flow_run(&ours).await;
+    let created = ours
+        .create_task_run(task_run_of(&flow_run, "moved"))
+        .await
+        .unwrap();
+    let pending = created.state.clone().unwrap();
+    ours.flush().await.unwrap();
+
+    // Another process cancels it.
+    let cancelled = State::cancelled("stopped from elsewhere");
+    let theirs_written = theirs
+        .set_task_run_state(created.id, Some(pending.id()), cancelled.clone())
+        .await
+        .unwrap();
+    assert_eq!(theirs_written, SetState::Written);
+
+    // Our live record did not see that: the write is answered, then refused by the file.
+    let ours_written = ours
+        .set_task_run_state(created.id, Some(pending.id()), State::running())
+        .await
+        .unwrap();
+    assert_eq!(ours_written, SetState::Written);
+    ours.flush().await.unwrap();
+    let kinds: Vec<_> = ours
+        .read_task_run_states(created.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(State::state_type)
+        .collect();
+    assert_eq!(kinds, [StateType::Pending, StateType::Cancelled]);
+
+    // The run is no longer live here: the next write meets the real state.
+    let next = ours
+        .set_task_run_state(created.id, Some(pending.id()), State::completed())
+        .await
+        .unwrap();
+    assert_eq!(
+        next,
+        SetState::Conflict {
+            current: Some(cancelled)
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_queued_write_that_fails_is_reported_once_by_the_next_flush() {
+    let path = temp_db("fails");
+    let ours = SqliteStore::open(&path).unwrap();
+    let theirs = SqliteStore::open(&path).unwrap();
+    let flow_run = running_flow_run(&ours).await;
+    // Another process deletes the flow run our store believes live.
+    assert_eq!(
+        theirs
+            .delete_flow_runs(&FlowRunFilter::new())
+            .await
+            .unwrap(),
+        1
+    );
+    let orphan = task_run_of(&flow_run, "orphan");
+    let orphan_id = orphan.id;
+    ours.create_task_run(orphan).await.unwrap();
+    let err = ours.flush().await.unwrap_err().to_string();
+    assert!(err.contains(&orphan_id.to_string()), "{err}");
+    assert!(err.contains("not found"), "{err}");
+    ours.flush().await.unwrap();
+    assert!(ours.read_task_run(orphan_id).await.unwrap().is_none());
+    // Nothing half-written either.
+    assert!(
+        ours.read_task_runs(&TaskRunFilter::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
