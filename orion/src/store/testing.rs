@@ -4,8 +4,8 @@
 //! naming the broken rule.
 
 use super::{
-    Flow, FlowRun, FlowRunFilter, LogFilter, LogLevel, LogRecord, SetState, Sort, Store,
-    StoreError, TaskRun, TaskRunFilter,
+    Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, LogFilter, LogLevel, LogRecord,
+    SetState, Sort, Store, StoreError, TaskRun, TaskRunFilter,
 };
 use crate::state::{State, StateType};
 
@@ -18,6 +18,10 @@ pub async fn run_all<S: Store, F: Fn() -> S>(make: F) {
     task_runs_and_cache(&make()).await;
     logs_by_run(&make()).await;
     missing_records_are_errors(&make()).await;
+    idempotency_keys_return_the_first_run(&make()).await;
+    taken_ids_are_refused(&make()).await;
+    deletes_take_task_runs_states_and_logs_along(&make()).await;
+    deployments_are_upserted_all_or_none(&make()).await;
 }
 
 /// Creating a flow twice returns the first record.
@@ -312,4 +316,240 @@ pub async fn missing_records_are_errors(store: &dyn Store) {
         Err(StoreError::NotFound { .. })
     ));
     assert!(store.read_flow_run(ghost).await.unwrap().is_none());
+}
+
+/// A second run of the same flow with the same idempotency key is the first run.
+pub async fn idempotency_keys_return_the_first_run(store: &dyn Store) {
+    let etl = store.upsert_flow(Flow::new("etl")).await.unwrap();
+    let other = store.upsert_flow(Flow::new("other")).await.unwrap();
+    let mut first = FlowRun::new(&etl, "first");
+    first.idempotency_key = Some("slot 1".into());
+    first.state = Some(State::scheduled(jiff::Timestamp::UNIX_EPOCH));
+    let first = store.create_flow_run(first).await.unwrap();
+    let mut again = FlowRun::new(&etl, "again");
+    again.idempotency_key = Some("slot 1".into());
+    let again = store.create_flow_run(again).await.unwrap();
+    assert_eq!(again.id, first.id, "the same key must give the first run");
+    assert_eq!(again.name, "first");
+    let mut elsewhere = FlowRun::new(&other, "elsewhere");
+    elsewhere.idempotency_key = Some("slot 1".into());
+    let elsewhere = store.create_flow_run(elsewhere).await.unwrap();
+    assert_ne!(elsewhere.id, first.id, "keys are per flow");
+    let mut unkeyed = FlowRun::new(&etl, "unkeyed");
+    unkeyed.idempotency_key = None;
+    store.create_flow_run(unkeyed).await.unwrap();
+    assert_eq!(
+        store
+            .read_flow_runs(&FlowRunFilter::new())
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(store.read_flow_run_states(first.id).await.unwrap().len(), 1);
+}
+
+/// A record whose id is taken is refused, and the stored one is left as it was.
+pub async fn taken_ids_are_refused(store: &dyn Store) {
+    let flow = store.upsert_flow(Flow::new("f")).await.unwrap();
+    let run = store
+        .create_flow_run(FlowRun::new(&flow, "original"))
+        .await
+        .unwrap();
+    let mut twin = FlowRun::new(&flow, "twin");
+    twin.id = run.id;
+    assert!(matches!(
+        store.create_flow_run(twin).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let mut task = TaskRun::new("task", "task".into(), 0);
+    task.flow_run_id = Some(run.id);
+    task.state = Some(State::pending());
+    let task = store.create_task_run(task).await.unwrap();
+    let mut copy = TaskRun::new("copy", "task".into(), 1);
+    copy.id = task.id;
+    copy.flow_run_id = Some(run.id);
+    assert!(matches!(
+        store.create_task_run(copy).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    // Also once it has finished.
+    let done = store
+        .set_task_run_state(
+            task.id,
+            task.state.as_ref().map(State::id),
+            State::completed(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done, SetState::Written);
+    store.flush().await.unwrap();
+    let mut late = TaskRun::new("late copy", "task".into(), 2);
+    late.id = task.id;
+    late.flow_run_id = Some(run.id);
+    assert!(matches!(
+        store.create_task_run(late).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let stored = store.read_task_run(task.id).await.unwrap().unwrap();
+    assert_eq!(stored.name, "task");
+    assert_eq!(store.read_task_run_states(task.id).await.unwrap().len(), 2);
+    assert_eq!(
+        store.read_flow_run(run.id).await.unwrap().map(|r| r.name),
+        Some("original".into())
+    );
+}
+
+/// Deleting flow runs deletes their task runs, state histories and logs, and nothing else.
+pub async fn deletes_take_task_runs_states_and_logs_along(store: &dyn Store) {
+    let flow = store.upsert_flow(Flow::new("f")).await.unwrap();
+    let mut runs = Vec::new();
+    for name in ["doomed", "kept"] {
+        let mut run = FlowRun::new(&flow, name);
+        run.tags = vec![name.to_owned()];
+        run.state = Some(State::running());
+        let run = store.create_flow_run(run).await.unwrap();
+        let mut task = TaskRun::new(format!("{name}-task"), "t".into(), 0);
+        task.flow_run_id = Some(run.id);
+        task.state = Some(State::pending());
+        let task = store.create_task_run(task).await.unwrap();
+        let log = |message: &str, task_run_id| LogRecord {
+            name: "test".into(),
+            level: LogLevel::Info,
+            message: message.into(),
+            timestamp: jiff::Timestamp::now(),
+            flow_run_id: Some(run.id),
+            task_run_id,
+        };
+        store
+            .write_logs(vec![
+                log("flow line", None),
+                log("task line", Some(task.id)),
+            ])
+            .await
+            .unwrap();
+        runs.push((run, task));
+    }
+    let deleted = store
+        .delete_flow_runs(&FlowRunFilter::new().tags(["doomed"]))
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let (doomed, doomed_task) = &runs[0];
+    assert!(store.read_flow_run(doomed.id).await.unwrap().is_none());
+    assert!(matches!(
+        store.read_flow_run_states(doomed.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(store.read_task_run(doomed_task.id).await.unwrap().is_none());
+    assert!(matches!(
+        store.read_task_run_states(doomed_task.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let doomed_logs = store
+        .read_logs(&LogFilter::new().flow_run_id(doomed.id))
+        .await
+        .unwrap();
+    assert!(doomed_logs.is_empty(), "{doomed_logs:?}");
+    let (kept, kept_task) = &runs[1];
+    assert!(store.read_flow_run(kept.id).await.unwrap().is_some());
+    assert!(store.read_task_run(kept_task.id).await.unwrap().is_some());
+    assert_eq!(
+        store
+            .read_logs(&LogFilter::new().flow_run_id(kept.id))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .read_task_runs(&TaskRunFilter::new())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+fn deployment(flow: &Flow, name: &str) -> Deployment {
+    let now = jiff::Timestamp::now();
+    Deployment {
+        id: crate::ids::new_id(),
+        name: name.into(),
+        flow_id: flow.id,
+        flow_name: flow.name.clone(),
+        description: None,
+        version: None,
+        tags: vec!["nightly".into()],
+        parameters: Default::default(),
+        schedules: Vec::new(),
+        work_queue_name: "default".into(),
+        paused: false,
+        created: now,
+        updated: now,
+    }
+}
+
+/// Deployments: unique per flow and name (an upsert keeps id and creation time), read by id,
+/// name and filter, stored all or none, deleted without their runs.
+pub async fn deployments_are_upserted_all_or_none(store: &dyn Store) {
+    let etl = store.upsert_flow(Flow::new("etl")).await.unwrap();
+    let first = store
+        .upsert_deployments(vec![
+            deployment(&etl, "nightly"),
+            deployment(&etl, "hourly"),
+        ])
+        .await
+        .unwrap();
+    let mut changed = deployment(&etl, "nightly");
+    changed.description = Some("changed".into());
+    let updated = store.upsert_deployments(vec![changed]).await.unwrap();
+    assert_eq!(updated[0].id, first[0].id, "an upsert keeps the id");
+    assert_eq!(
+        updated[0].created, first[0].created,
+        "and the creation time"
+    );
+    let read = store.read_deployment(first[0].id).await.unwrap().unwrap();
+    assert_eq!(read.description.as_deref(), Some("changed"));
+    let by_name = store
+        .read_deployment_by_name("etl", "hourly")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_name.id, first[1].id);
+    let all = store
+        .read_deployments(&DeploymentFilter::new().flow_name("etl"))
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+        ["hourly", "nightly"]
+    );
+
+    // One deployment of a flow that does not exist: none of the batch is stored.
+    let ghost = Flow::new("ghost");
+    let batch = vec![deployment(&etl, "weekly"), deployment(&ghost, "never")];
+    assert!(matches!(
+        store.upsert_deployments(batch).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(
+        store
+            .read_deployment_by_name("etl", "weekly")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let mut run = FlowRun::new(&etl, "from-deployment");
+    run.deployment_id = Some(first[1].id);
+    let run = store.create_flow_run(run).await.unwrap();
+    assert!(store.delete_deployment(first[1].id).await.unwrap());
+    assert!(!store.delete_deployment(first[1].id).await.unwrap());
+    assert!(store.read_deployment(first[1].id).await.unwrap().is_none());
+    assert!(
+        store.read_flow_run(run.id).await.unwrap().is_some(),
+        "runs stay"
+    );
 }

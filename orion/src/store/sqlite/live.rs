@@ -44,8 +44,11 @@ const LOW_WATER: usize = 1024;
 
 #[derive(Debug, Default)]
 struct Tracked {
-    /// Flow runs known to be stored and not finished.
-    flow_runs: HashSet<Uuid>,
+    /// Flow runs known to be stored and not finished, with the task runs created in them here.
+    flow_runs: HashMap<Uuid, Vec<Uuid>>,
+    /// The ids of those task runs, finished or not: a new one with a taken id is refused at
+    /// once rather than by the writer later.
+    created: HashSet<Uuid>,
     task_runs: HashMap<Uuid, LiveRun>,
     failure: Option<StoreError>,
 }
@@ -113,20 +116,33 @@ impl Live {
     /// A flow run was stored in `state`: live until it finishes, taking its task runs along.
     pub(super) fn flow_run_is(&self, id: Uuid, state: Option<&State>) {
         let mut tracked = self.lock();
-        if state.is_some_and(State::is_final) {
-            tracked.flow_runs.remove(&id);
-            tracked.task_runs.retain(|_, r| {
-                r.finished |= r.record.flow_run_id == Some(id);
-                !r.finished || r.queued
-            });
-        } else {
-            tracked.flow_runs.insert(id);
+        if !state.is_some_and(State::is_final) {
+            tracked.flow_runs.entry(id).or_default();
+            return;
+        }
+        let Tracked {
+            flow_runs,
+            created,
+            task_runs,
+            ..
+        } = &mut *tracked;
+        for task in flow_runs.remove(&id).unwrap_or_default() {
+            created.remove(&task);
+            if let Some(run) = task_runs.get_mut(&task) {
+                // Still queued: dropped once the writer has taken it.
+                run.finished = true;
+                if !run.queued {
+                    task_runs.remove(&task);
+                }
+            }
         }
     }
 
     /// Flow runs were deleted: none of them is known to exist any more.
     pub(super) fn forget_flow_runs(&self) {
-        self.lock().flow_runs.clear();
+        let mut tracked = self.lock();
+        tracked.flow_runs.clear();
+        tracked.created.clear();
     }
 
     /// A new task run, its first state prepared and encoded: live when its flow run is.
@@ -136,18 +152,17 @@ impl Live {
         first: Option<String>,
     ) -> Result<Route<()>, StoreError> {
         let mut tracked = self.lock();
-        if tracked.task_runs.contains_key(&run.id) {
+        if tracked.created.contains(&run.id) || tracked.task_runs.contains_key(&run.id) {
             return Err(StoreError::AlreadyExists {
                 what: "task run",
                 key: run.id.to_string(),
             });
         }
-        if !run
-            .flow_run_id
-            .is_some_and(|f| tracked.flow_runs.contains(&f))
-        {
+        let Some(siblings) = run.flow_run_id.and_then(|f| tracked.flow_runs.get_mut(&f)) else {
             return Ok(Route::Await);
-        }
+        };
+        siblings.push(run.id);
+        tracked.created.insert(run.id);
         let live = LiveRun {
             record: run.clone(),
             inserted: false,

@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use super::live::{Route, Taken};
 use super::{
-    SqliteStore, by_id, enter_state, exec, exists, first_state, flow_runs_matching, history, json,
-    many, one, read_history, ready, set_state, state_id, store_cache, update_run,
+    SqliteStore, backend, by_id, enter_state, exec, exists, first_state, flow_runs_matching,
+    history, json, many, one, read_history, ready, set_state, state_id, store_cache, update_run,
 };
 use crate::state::State;
 use crate::store::{
@@ -324,40 +324,43 @@ impl Store for SqliteStore {
     }
 }
 
-/// Inserts a task run's row with its history, after checking its flow run exists and its id
-/// is new.
+/// Inserts a task run's row with its history. The constraints say when its flow run is
+/// missing or its id taken (cheaper than looking first: this runs once per task run).
 fn insert_task_run(tx: &Connection, run: &mut TaskRun, history: &str) -> Result<(), StoreError> {
-    if let Some(parent) = run.flow_run_id {
-        if !exists(
-            tx,
-            "SELECT 1 FROM flow_runs WHERE id = ?1",
-            &parent.to_string(),
-        )? {
-            return Err(StoreError::NotFound {
-                what: "flow run",
-                id: parent,
-            });
-        }
-    }
     let id = run.id.to_string();
-    if exists(tx, "SELECT 1 FROM task_runs WHERE id = ?1", &id)? {
-        return Err(StoreError::AlreadyExists {
-            what: "task run",
-            key: id,
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO task_runs (id, flow_run_id, body, state_id, history) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                id,
+                run.flow_run_id.map(|f| f.to_string()),
+                json(run).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
+                state_id(run),
+                history
+            ])
         });
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+        {
+            Err(StoreError::NotFound {
+                what: "flow run",
+                id: run.flow_run_id.unwrap_or_default(),
+            })
+        }
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            Err(StoreError::AlreadyExists {
+                what: "task run",
+                key: id,
+            })
+        }
+        Err(e) => Err(backend(e)),
     }
-    exec(
-        tx,
-        "INSERT INTO task_runs (id, flow_run_id, body, state_id, history) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            id,
-            run.flow_run_id.map(|f| f.to_string()),
-            json(run)?,
-            state_id(run),
-            history
-        ],
-    )?;
-    Ok(())
 }
 
 /// Writes what a live task run gathered since its last job; `false` when another writer had

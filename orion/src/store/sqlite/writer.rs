@@ -31,7 +31,7 @@ const BATCH: usize = 512;
 pub(super) const WAL_PAGES_MAX: i64 = 16_384;
 
 /// Least time between two checkpoints by the checkpoint thread, so each copies many commits.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Queues `work` for the writer; resolves with its result after its transaction commits.
 pub(super) fn submit<'a, T: Send + 'static>(
