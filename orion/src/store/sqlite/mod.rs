@@ -111,6 +111,11 @@ impl SqliteStore {
         }
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(backend)?;
+        if !existed {
+            // A run row with its history is about a kilobyte: 8 KiB pages split less often.
+            conn.pragma_update(None, "page_size", 8192)
+                .map_err(backend)?;
+        }
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(|e| {
@@ -248,7 +253,10 @@ impl SqliteStore {
         let (live, heard) = (Arc::clone(&self.live), Arc::clone(&self.live));
         self.queue_unawaited(
             move |tx| match live.take(run) {
-                Some(taken) => queries::write_gathered(tx, taken),
+                // One statement writes the row, so a failure leaves nothing behind; only with
+                // cache entries after it is a savepoint needed to undo it.
+                Some(taken) if taken.cache.is_empty() => queries::write_gathered(tx, taken),
+                Some(taken) => atomically(tx, |tx| queries::write_gathered(tx, taken)),
                 None => Ok(true),
             },
             move |done| match done {
@@ -260,7 +268,8 @@ impl SqliteStore {
     }
 
     /// Queues `work` without anyone waiting for it; `heard` gets its outcome once its
-    /// transaction has ended (failed if the commit did).
+    /// transaction has ended (failed if the commit did). `work` makes itself atomic when it
+    /// has to (see [`atomically`]).
     fn queue_unawaited(
         &self,
         work: impl FnOnce(&Connection) -> Result<bool, StoreError> + Send + 'static,
@@ -269,7 +278,7 @@ impl SqliteStore {
         let sender = self.sender().ok_or_else(closing)?;
         let live = Arc::clone(&self.live);
         let job: writer::Job = Box::new(move |conn: &mut Connection| {
-            let done = atomically(conn, work);
+            let done = work(conn);
             Box::new(move |commit: &Result<(), StoreError>| {
                 heard(match commit {
                     Ok(()) => done,

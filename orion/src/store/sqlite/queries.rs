@@ -6,8 +6,9 @@ use uuid::Uuid;
 
 use super::live::{Route, Taken};
 use super::{
-    SqliteStore, backend, by_id, enter_state, exec, exists, first_state, flow_runs_matching,
-    history, json, many, one, read_history, ready, set_state, state_id, store_cache, update_run,
+    SqliteStore, atomically, backend, by_id, enter_state, exec, exists, first_state,
+    flow_runs_matching, history, json, many, one, read_history, ready, set_state, state_id,
+    store_cache, update_run,
 };
 use crate::state::State;
 use crate::store::{
@@ -214,14 +215,16 @@ impl Store for SqliteStore {
         let count = rows.len();
         let queued = self.queue_unawaited(
             move |tx| {
-                for (flow_run, task_run, level, ts, body) in &rows {
-                    exec(
-                        tx,
-                        "INSERT INTO logs (flow_run_id, task_run_id, level, ts, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![flow_run, task_run, level, ts, body],
-                    )?;
-                }
-                Ok(true)
+                atomically(tx, |tx| {
+                    for (flow_run, task_run, level, ts, body) in &rows {
+                        exec(
+                            tx,
+                            "INSERT INTO logs (flow_run_id, task_run_id, level, ts, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                            params![flow_run, task_run, level, ts, body],
+                        )?;
+                    }
+                    Ok(true)
+                })
             },
             move |done| {
                 if let Err(e) = done {
