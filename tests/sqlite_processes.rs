@@ -246,3 +246,132 @@ async fn long_flow_short() {
         step(i).await;
     }
 }
+
+/// Child: opens the store at ORION_DB, reads it and tries one write; prints each outcome.
+#[tokio::test]
+async fn child_open() {
+    if std::env::var_os("ORION_CHILD").is_none() {
+        return;
+    }
+    match SqliteStore::open(std::env::var("ORION_DB").unwrap()) {
+        Err(e) => println!("OPEN ERR {e}"),
+        Ok(store) => {
+            let flows = store.read_flows().await.map(|f| f.len());
+            println!("READ {flows:?}");
+            let flow = store.upsert_flow(orion::store::Flow::new("new")).await;
+            println!("WRITE {:?}", flow.map(|f| f.name));
+        }
+    }
+}
+
+/// The uid of this process: the owner of a file it has just created.
+#[cfg(unix)]
+fn own_uid(dir: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let probe = dir.join("uid-probe");
+    std::fs::write(&probe, b"").unwrap();
+    let uid = std::fs::metadata(&probe).unwrap().uid();
+    std::fs::remove_file(probe).unwrap();
+    uid
+}
+
+/// Runs `child_open` on `path` as an unprivileged user (nobody) when this process is root, so
+/// that file permissions apply to it; returns its report lines.
+#[cfg(unix)]
+fn open_unprivileged(path: &Path) -> Vec<String> {
+    use std::os::unix::process::CommandExt;
+    let dir = path.parent().unwrap();
+    let mut cmd = child("child_open", &[("ORION_DB", path.display().to_string())]);
+    if own_uid(dir) == 0 {
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().expect("the child runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            ["OPEN ERR", "READ", "WRITE"]
+                .iter()
+                .find_map(|tag| l.find(tag).map(|i| l[i..].to_owned()))
+        })
+        .collect()
+}
+
+/// A database with one flow, closed, in a directory of its own.
+#[cfg(unix)]
+fn stored_database(tag: &str) -> (PathBuf, Vec<u8>) {
+    let path = temp_db(tag);
+    let store = SqliteStore::open(&path).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(store.upsert_flow(orion::store::Flow::new("kept")))
+        .unwrap();
+    drop(store);
+    let bytes = std::fs::read(&path).unwrap();
+    (path, bytes)
+}
+
+#[cfg(unix)]
+#[test]
+fn a_read_only_database_is_a_clear_error_and_is_left_as_it_was() {
+    use std::os::unix::fs::PermissionsExt;
+    if std::env::var_os("ORION_CHILD").is_some() {
+        return;
+    }
+    let (path, before) = stored_database("ro");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let report = open_unprivileged(&path);
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert!(report[0].starts_with("OPEN ERR"), "{report:?}");
+    assert!(report[0].contains("is read-only"), "{report:?}");
+    assert!(
+        report[0].contains(&path.display().to_string()),
+        "{report:?}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the file changed");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_database_without_permission_to_read_is_a_clear_error_and_is_left_as_it_was() {
+    use std::os::unix::fs::PermissionsExt;
+    if std::env::var_os("ORION_CHILD").is_some() {
+        return;
+    }
+    let (path, before) = stored_database("no-access");
+    // Readable by its owner only, and the child is someone else (or, not being root, we take
+    // the permission from ourselves).
+    let mode = if own_uid(path.parent().unwrap()) == 0 {
+        0o600
+    } else {
+        0o000
+    };
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    let report = open_unprivileged(&path);
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert!(report[0].starts_with("OPEN ERR"), "{report:?}");
+    assert!(report[0].contains("permission denied"), "{report:?}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the file changed");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_new_database_in_a_directory_without_write_permission_is_a_clear_error() {
+    use std::os::unix::fs::PermissionsExt;
+    if std::env::var_os("ORION_CHILD").is_some() {
+        return;
+    }
+    let path = temp_db("locked-dir");
+    let dir = path.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let report = open_unprivileged(&path);
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert!(report[0].starts_with("OPEN ERR"), "{report:?}");
+    assert!(report[0].contains("is not writable"), "{report:?}");
+    assert!(report[0].contains(&dir.display().to_string()), "{report:?}");
+    assert!(!path.exists());
+}

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use uuid::Uuid;
 
-use super::Encoded;
+use super::runs::Encoded;
 use crate::state::State;
 use crate::store::{StoreError, TaskRun};
 
@@ -281,7 +281,7 @@ mod tests {
     fn enter(
         state: State,
     ) -> impl FnOnce(&mut TaskRun) -> Result<super::Encoded, crate::store::StoreError> {
-        move |run| super::super::enter_state(run, state)
+        move |run| super::super::runs::enter_state(run, state)
     }
 
     #[test]

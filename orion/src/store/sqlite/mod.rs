@@ -1,11 +1,19 @@
 //! `SqliteStore`: every record in one SQLite file (feature `sqlite`).
 //!
 //! Records are kept as JSON with the columns queries select on beside them; filters run the
-//! same [`FlowRunFilter::matches`] code as the memory store, so both backends answer alike.
-//! Every state write is a transaction that compares the stored current state's id first.
+//! same [`FlowRunFilter::matches`](crate::store::FlowRunFilter::matches) code as the memory
+//! store, so both backends answer alike. Every state write compares the run's current state id.
+//!
+//! Reads run on a connection of their own; every write goes to one writer thread (`writer`),
+//! which commits many at a time. The task-run writes and logs of flow runs executing here are
+//! answered before they commit and gathered per run (`live`). `runs` writes run rows and their
+//! histories, `queries` is the `Store` implementation, `schema` the versioned migrations and
+//! `file` the file's permissions and diagnoses.
 
+mod file;
 mod live;
 mod queries;
+mod runs;
 mod schema;
 mod writer;
 
@@ -13,14 +21,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::memory::{RunTimes, record_state_times, strip};
-use super::{FlowRun, FlowRunFilter, SetState, StoreError, StoreFuture, TaskRun};
-use crate::state::State;
+use super::{StoreError, StoreFuture};
 
 /// How far a commit goes before a write's future resolves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -104,10 +110,13 @@ impl SqliteStore {
             std::fs::create_dir_all(dir).map_err(|e| io("cannot create the directory of", e))?;
         }
         let existed = path.exists();
+        // The file system's own reason, when there is one, says more than SQLite's message.
+        let plainly = |e: String| StoreError::Backend(file::diagnose(&path).unwrap_or(e));
         let mut conn = Connection::open(&path)
-            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| plainly(format!("cannot open {}: {e}", path.display())))?;
         if !existed {
-            restrict_permissions(&path).map_err(|e| io("cannot restrict the permissions of", e))?;
+            file::restrict_permissions(&path)
+                .map_err(|e| io("cannot restrict the permissions of", e))?;
         }
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(backend)?;
@@ -119,7 +128,7 @@ impl SqliteStore {
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(|e| {
-                StoreError::Backend(format!(
+                plainly(format!(
                     "{} is not a usable SQLite database: {e}",
                     path.display()
                 ))
@@ -368,17 +377,6 @@ impl Drop for SqliteStore {
     }
 }
 
-#[cfg(unix)]
-fn restrict_permissions(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-}
-
-#[cfg(not(unix))]
-fn restrict_permissions(_: &Path) -> std::io::Result<()> {
-    Ok(())
-}
-
 fn one<T: DeserializeOwned>(
     conn: &Connection,
     sql: &str,
@@ -435,172 +433,4 @@ fn exists(conn: &Connection, sql: &str, id: &str) -> Result<bool, StoreError> {
         .optional()
         .map_err(backend)?
         .is_some())
-}
-
-/// The first state of a new run: stored without data, with the run's times set from it.
-fn first_state<R: RunTimes>(run: &mut R) -> Option<State> {
-    let first = run.state_slot().take().map(strip)?;
-    record_state_times(run, &first);
-    *run.state_slot() = Some(first.clone());
-    Some(first)
-}
-
-/// A table of runs with their state history: flow runs or task runs.
-pub(super) trait RunTable: RunTimes + Serialize + DeserializeOwned {
-    const TABLE: &'static str;
-    const WHAT: &'static str;
-    /// This kind of run's own bookkeeping on a state it enters; a cache entry to store with it.
-    fn note(&mut self, _state: &State) -> Result<Option<(String, String)>, StoreError> {
-        Ok(None)
-    }
-}
-
-impl RunTable for FlowRun {
-    const TABLE: &'static str = "flow_runs";
-    const WHAT: &'static str = "flow run";
-}
-
-impl RunTable for TaskRun {
-    const TABLE: &'static str = "task_runs";
-    const WHAT: &'static str = "task run";
-    /// Remembers the cache key; a Completed state with data is also the cache entry.
-    fn note(&mut self, state: &State) -> Result<Option<(String, String)>, StoreError> {
-        let Some(key) = &state.details().cache_key else {
-            return Ok(None);
-        };
-        self.cache_key = Some(key.clone());
-        if state.is_completed() && state.data().is_some() {
-            return Ok(Some((key.clone(), json(state)?)));
-        }
-        Ok(None)
-    }
-}
-
-/// A state a run entered, encoded, with the cache entry it makes.
-pub(super) struct Encoded {
-    state: String,
-    cache: Option<(String, String)>,
-}
-
-/// Moves `run` into `state` (run count, times, the kind's bookkeeping; data is not kept) and
-/// encodes the state.
-fn enter_state<R: RunTable>(run: &mut R, state: State) -> Result<Encoded, StoreError> {
-    let cache = run.note(&state)?;
-    let stored = strip(state);
-    record_state_times(run, &stored);
-    let encoded = json(&stored)?;
-    *run.state_slot() = Some(stored);
-    Ok(Encoded {
-        state: encoded,
-        cache,
-    })
-}
-
-/// The current state id of a run, as the `state_id` column keeps it.
-fn state_id<R: RunTable>(run: &mut R) -> Option<String> {
-    run.state_slot().as_ref().map(|s| s.id().to_string())
-}
-
-/// A run's history as stored: a JSON array of the encoded states.
-fn history<'a>(states: impl IntoIterator<Item = &'a String>) -> String {
-    let mut out = String::from("[");
-    for (i, state) in states.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(state);
-    }
-    out.push(']');
-    out
-}
-
-/// Writes `run` over its row, appending `states` (encoded, comma-separated) to its history,
-/// if the row's state id is still `expected`; `false` (nothing written) when it is not.
-fn update_run<R: RunTable>(
-    conn: &Connection,
-    run: &mut R,
-    id: &str,
-    expected: Option<Uuid>,
-    states: &str,
-) -> Result<bool, StoreError> {
-    // The history is always our own compact array, so appending is text surgery, not a parse.
-    let update = format!(
-        "UPDATE {} SET body = ?2, state_id = ?3, history = CASE history WHEN '[]' THEN '[' || ?5 || ']' ELSE substr(history, 1, length(history) - 1) || ',' || ?5 || ']' END WHERE id = ?1 AND state_id IS ?4",
-        R::TABLE
-    );
-    let expected = expected.map(|e| e.to_string());
-    let params = params![id, json(run)?, state_id(run), expected, states];
-    Ok(exec(conn, &update, params)? > 0)
-}
-
-/// Stores cache entries made by Completed states.
-fn store_cache<'a>(
-    conn: &Connection,
-    entries: impl IntoIterator<Item = &'a (String, String)>,
-) -> Result<(), StoreError> {
-    for (key, state) in entries {
-        exec(
-            conn,
-            "INSERT OR REPLACE INTO cache (key, body) VALUES (?1, ?2)",
-            params![key, state],
-        )?;
-    }
-    Ok(())
-}
-
-/// A run's state history, oldest first.
-fn read_history<R: RunTable>(conn: &Connection, id: Uuid) -> Result<Vec<State>, StoreError> {
-    let sql = format!("SELECT history FROM {} WHERE id = ?1", R::TABLE);
-    let history: Option<String> = conn
-        .prepare_cached(&sql)
-        .and_then(|mut stmt| stmt.query_row([id.to_string()], |r| r.get(0)).optional())
-        .map_err(backend)?;
-    parse(&history.ok_or(StoreError::NotFound { what: R::WHAT, id })?)
-}
-
-/// A compare-and-set state write, decided on the writer against the stored run.
-fn set_state<R: RunTable>(
-    conn: &Connection,
-    id: Uuid,
-    expected: Option<Uuid>,
-    state: State,
-) -> Result<SetState, StoreError> {
-    let mut run: R =
-        by_id(conn, R::TABLE, id)?.ok_or(StoreError::NotFound { what: R::WHAT, id })?;
-    let current = run.state_slot().clone();
-    if current.as_ref().map(State::id) != expected {
-        return Ok(SetState::Conflict { current });
-    }
-    let entered = enter_state(&mut run, state)?;
-    update_run(conn, &mut run, &id.to_string(), expected, &entered.state)?;
-    store_cache(conn, &entered.cache)?;
-    Ok(SetState::Written)
-}
-
-fn flow_runs_matching(
-    conn: &Connection,
-    filter: &FlowRunFilter,
-) -> Result<Vec<FlowRun>, StoreError> {
-    let runs: Vec<FlowRun> = if let Some(id) = filter.flow_id {
-        many(
-            conn,
-            "SELECT body FROM flow_runs WHERE flow_id = ?1",
-            [id.to_string()],
-        )?
-    } else if let Some(id) = filter.deployment_id {
-        many(
-            conn,
-            "SELECT body FROM flow_runs WHERE deployment_id = ?1",
-            [id.to_string()],
-        )?
-    } else if let Some(id) = filter.parent_task_run_id {
-        many(
-            conn,
-            "SELECT body FROM flow_runs WHERE parent_task_run_id = ?1",
-            [id.to_string()],
-        )?
-    } else {
-        many(conn, "SELECT body FROM flow_runs", [])?
-    };
-    Ok(runs.into_iter().filter(|r| filter.matches(r)).collect())
 }

@@ -5,11 +5,10 @@ use rusqlite::{Connection, params};
 use uuid::Uuid;
 
 use super::live::{Route, Taken};
-use super::{
-    SqliteStore, atomically, backend, by_id, enter_state, exec, exists, first_state,
-    flow_runs_matching, history, json, many, one, read_history, ready, set_state, state_id,
-    store_cache, update_run,
+use super::runs::{
+    enter_state, first_state, history, read_history, set_state, state_id, store_cache, update_run,
 };
+use super::{SqliteStore, atomically, backend, by_id, exec, exists, json, many, one, ready};
 use crate::state::State;
 use crate::store::{
     Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, LogFilter, LogRecord, SetState,
@@ -381,4 +380,32 @@ pub(super) fn write_gathered(tx: &Connection, mut taken: Taken) -> Result<bool, 
     }
     store_cache(tx, &taken.cache)?;
     Ok(true)
+}
+
+fn flow_runs_matching(
+    conn: &Connection,
+    filter: &FlowRunFilter,
+) -> Result<Vec<FlowRun>, StoreError> {
+    let runs: Vec<FlowRun> = if let Some(id) = filter.flow_id {
+        many(
+            conn,
+            "SELECT body FROM flow_runs WHERE flow_id = ?1",
+            [id.to_string()],
+        )?
+    } else if let Some(id) = filter.deployment_id {
+        many(
+            conn,
+            "SELECT body FROM flow_runs WHERE deployment_id = ?1",
+            [id.to_string()],
+        )?
+    } else if let Some(id) = filter.parent_task_run_id {
+        many(
+            conn,
+            "SELECT body FROM flow_runs WHERE parent_task_run_id = ?1",
+            [id.to_string()],
+        )?
+    } else {
+        many(conn, "SELECT body FROM flow_runs", [])?
+    };
+    Ok(runs.into_iter().filter(|r| filter.matches(r)).collect())
 }

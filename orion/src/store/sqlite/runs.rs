@@ -1,0 +1,155 @@
+//! How a run row is written: its record, its current state's id and its history of states,
+//! for flow runs and task runs alike.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::{backend, by_id, exec, json, parse};
+use crate::state::State;
+use crate::store::memory::{RunTimes, record_state_times, strip};
+use crate::store::{FlowRun, SetState, StoreError, TaskRun};
+
+/// The first state of a new run: stored without data, with the run's times set from it.
+pub(super) fn first_state<R: RunTimes>(run: &mut R) -> Option<State> {
+    let first = run.state_slot().take().map(strip)?;
+    record_state_times(run, &first);
+    *run.state_slot() = Some(first.clone());
+    Some(first)
+}
+
+/// A table of runs with their state history: flow runs or task runs.
+pub(super) trait RunTable: RunTimes + Serialize + DeserializeOwned {
+    const TABLE: &'static str;
+    const WHAT: &'static str;
+    /// This kind of run's own bookkeeping on a state it enters; a cache entry to store with it.
+    fn note(&mut self, _state: &State) -> Result<Option<(String, String)>, StoreError> {
+        Ok(None)
+    }
+}
+
+impl RunTable for FlowRun {
+    const TABLE: &'static str = "flow_runs";
+    const WHAT: &'static str = "flow run";
+}
+
+impl RunTable for TaskRun {
+    const TABLE: &'static str = "task_runs";
+    const WHAT: &'static str = "task run";
+    /// Remembers the cache key; a Completed state with data is also the cache entry.
+    fn note(&mut self, state: &State) -> Result<Option<(String, String)>, StoreError> {
+        let Some(key) = &state.details().cache_key else {
+            return Ok(None);
+        };
+        self.cache_key = Some(key.clone());
+        if state.is_completed() && state.data().is_some() {
+            return Ok(Some((key.clone(), json(state)?)));
+        }
+        Ok(None)
+    }
+}
+
+/// A state a run entered, encoded, with the cache entry it makes.
+pub(super) struct Encoded {
+    pub(super) state: String,
+    pub(super) cache: Option<(String, String)>,
+}
+
+/// Moves `run` into `state` (run count, times, the kind's bookkeeping; data is not kept) and
+/// encodes the state.
+pub(super) fn enter_state<R: RunTable>(run: &mut R, state: State) -> Result<Encoded, StoreError> {
+    let cache = run.note(&state)?;
+    let stored = strip(state);
+    record_state_times(run, &stored);
+    let encoded = json(&stored)?;
+    *run.state_slot() = Some(stored);
+    Ok(Encoded {
+        state: encoded,
+        cache,
+    })
+}
+
+/// The current state id of a run, as the `state_id` column keeps it.
+pub(super) fn state_id<R: RunTable>(run: &mut R) -> Option<String> {
+    run.state_slot().as_ref().map(|s| s.id().to_string())
+}
+
+/// A run's history as stored: a JSON array of the encoded states.
+pub(super) fn history<'a>(states: impl IntoIterator<Item = &'a String>) -> String {
+    let mut out = String::from("[");
+    for (i, state) in states.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(state);
+    }
+    out.push(']');
+    out
+}
+
+/// Writes `run` over its row, appending `states` (encoded, comma-separated) to its history,
+/// if the row's state id is still `expected`; `false` (nothing written) when it is not.
+pub(super) fn update_run<R: RunTable>(
+    conn: &Connection,
+    run: &mut R,
+    id: &str,
+    expected: Option<Uuid>,
+    states: &str,
+) -> Result<bool, StoreError> {
+    // The history is always our own compact array, so appending is text surgery, not a parse.
+    let update = format!(
+        "UPDATE {} SET body = ?2, state_id = ?3, history = CASE history WHEN '[]' THEN '[' || ?5 || ']' ELSE substr(history, 1, length(history) - 1) || ',' || ?5 || ']' END WHERE id = ?1 AND state_id IS ?4",
+        R::TABLE
+    );
+    let expected = expected.map(|e| e.to_string());
+    let params = params![id, json(run)?, state_id(run), expected, states];
+    Ok(exec(conn, &update, params)? > 0)
+}
+
+/// Stores cache entries made by Completed states.
+pub(super) fn store_cache<'a>(
+    conn: &Connection,
+    entries: impl IntoIterator<Item = &'a (String, String)>,
+) -> Result<(), StoreError> {
+    for (key, state) in entries {
+        exec(
+            conn,
+            "INSERT OR REPLACE INTO cache (key, body) VALUES (?1, ?2)",
+            params![key, state],
+        )?;
+    }
+    Ok(())
+}
+
+/// A run's state history, oldest first.
+pub(super) fn read_history<R: RunTable>(
+    conn: &Connection,
+    id: Uuid,
+) -> Result<Vec<State>, StoreError> {
+    let sql = format!("SELECT history FROM {} WHERE id = ?1", R::TABLE);
+    let history: Option<String> = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_row([id.to_string()], |r| r.get(0)).optional())
+        .map_err(backend)?;
+    parse(&history.ok_or(StoreError::NotFound { what: R::WHAT, id })?)
+}
+
+/// A compare-and-set state write, decided on the writer against the stored run.
+pub(super) fn set_state<R: RunTable>(
+    conn: &Connection,
+    id: Uuid,
+    expected: Option<Uuid>,
+    state: State,
+) -> Result<SetState, StoreError> {
+    let mut run: R =
+        by_id(conn, R::TABLE, id)?.ok_or(StoreError::NotFound { what: R::WHAT, id })?;
+    let current = run.state_slot().clone();
+    if current.as_ref().map(State::id) != expected {
+        return Ok(SetState::Conflict { current });
+    }
+    let entered = enter_state(&mut run, state)?;
+    update_run(conn, &mut run, &id.to_string(), expected, &entered.state)?;
+    store_cache(conn, &entered.cache)?;
+    Ok(SetState::Written)
+}
