@@ -54,6 +54,11 @@ fn sqlite(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| async { assert_eq!(sequential(1000).on(&orion).await, 499_500) });
     });
+    group.bench_function("submitted_task_runs_1000", |b| {
+        let orion = store();
+        b.to_async(&rt)
+            .iter(|| async { assert_eq!(submitted(1000).on(&orion).await, 500_500) });
+    });
     group.throughput(Throughput::Elements(10_000));
     group.bench_function("submitted_task_runs_10000", |b| {
         let orion = store();

@@ -225,3 +225,50 @@ async fn a_queued_write_that_fails_is_reported_once_by_the_next_flush() {
             .is_empty()
     );
 }
+
+#[task]
+async fn delete_own_flow_run(path: String) {
+    // Another process removes the flow run while it runs.
+    let flow_run = orion::task_run_context().unwrap().flow_run_id().unwrap();
+    let other = SqliteStore::open(&path).unwrap();
+    let all = other.read_flow_runs(&FlowRunFilter::new()).await.unwrap();
+    assert!(all.iter().any(|r| r.id == flow_run));
+    assert_eq!(
+        other.delete_flow_runs(&FlowRunFilter::new()).await.unwrap(),
+        1
+    );
+}
+
+#[flow(name = "loses-its-record")]
+async fn loses_its_record(path: String) -> u64 {
+    delete_own_flow_run(path).await;
+    double(1).await + double(2).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_whose_record_vanishes_mid_run_ends_crashed_with_the_reason() {
+    let path = temp_db("vanishes");
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let orion = Orion::with_store(store.clone());
+    let state = loses_its_record(path.display().to_string())
+        .on(&orion)
+        .return_state()
+        .await;
+    assert!(!state.is_completed(), "{state}");
+    let message = state.message().unwrap_or_default().to_owned();
+    assert!(
+        message.contains("not found") || message.contains("not stored"),
+        "{message}"
+    );
+    // Nothing is left half-written or queued, and the store still works.
+    assert_eq!(store.queued_writes(), 0);
+    store.flush().await.unwrap();
+    assert!(
+        store
+            .read_task_runs(&TaskRunFilter::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(queue_mix(3).on(&orion).await, 2 * 2 * 3);
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::context::{self, FlowRunContext, FlowRunCtx, RunCtx};
 use super::flow_call::FlowCall;
 use super::outcome::{CatchUnwind, Outcome, Verdict, panic_message};
-use super::task_run::{Failure, propose_until_set};
+use super::task_run::{Failure, propose_end, propose_until_set};
 use crate::client::RunRef;
 use crate::orchestration::{RetryDelay, RetryPolicy};
 use crate::state::State;
@@ -171,16 +171,13 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
         let failure = proposed
             .is_failed()
             .then(|| proposed.message().unwrap_or_default().to_owned());
-        let state = match propose_until_set(
+        let state = propose_end(
             &client,
             RunRef::flow(info.id, Some(&current), run_count, &retry),
             proposed,
+            "flow run",
         )
-        .await
-        {
-            Ok(s) => s,
-            Err(e) => State::crashed(format!("could not record the flow run's state: {e}")),
-        };
+        .await;
         if state.is_scheduled() {
             ctx.log(
                 LogLevel::Warning,

@@ -220,16 +220,13 @@ pub(crate) async fn run<R: Send + 'static>(
         let failed_message = proposed
             .is_failed()
             .then(|| proposed.message().unwrap_or_default().to_owned());
-        let state = match propose_until_set(
+        let state = propose_end(
             client,
             RunRef::task(info.id, Some(&current), info.run_count, &retry),
             proposed,
+            "task run",
         )
-        .await
-        {
-            Ok(state) => state,
-            Err(e) => State::crashed(format!("could not record the task run's state: {e}")),
-        };
+        .await;
         if state.is_scheduled() {
             // AwaitingRetry: orchestration sent the failed attempt around again.
             let wait = state
@@ -288,6 +285,26 @@ fn completed<R>(
     State::<serde_json::Value>::completed()
         .with_details(details)
         .with_data(data)
+}
+
+/// Proposes the state an attempt ended in. When the store fails instead, the run is recorded
+/// as Crashed with the reason, if the store takes that (a failure reported by a file store may
+/// be an earlier queued write's, reported once), and that Crashed state is returned either way.
+pub(crate) async fn propose_end(
+    client: &crate::OrionClient,
+    run: RunRef<'_>,
+    proposed: State,
+    what: &str,
+) -> State {
+    match propose_until_set(client, run, proposed).await {
+        Ok(state) => state,
+        Err(e) => {
+            let crashed = State::crashed(format!("could not record the {what}'s state: {e}"));
+            propose_until_set(client, run, crashed.clone())
+                .await
+                .unwrap_or(crashed)
+        }
+    }
 }
 
 /// Proposes a state, waiting as long as orchestration asks, until one is set.

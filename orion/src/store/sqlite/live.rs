@@ -103,6 +103,14 @@ impl Live {
     pub(super) fn fail(&self, run: Uuid, error: &StoreError) {
         let mut tracked = self.lock();
         tracked.task_runs.remove(&run);
+        if let StoreError::NotFound {
+            what: "flow run",
+            id,
+        } = error
+        {
+            // Gone from the file: its next task runs are created the awaited way, and refused.
+            tracked.flow_runs.remove(id);
+        }
         tracked.failure.get_or_insert(StoreError::Backend(format!(
             "an earlier write of task run {run} was not stored: {error}"
         )));
