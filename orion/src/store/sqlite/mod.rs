@@ -11,6 +11,7 @@
 //! `file` the file's permissions and diagnoses.
 
 mod file;
+mod filters;
 mod live;
 mod queries;
 mod runs;

@@ -4,9 +4,11 @@
 use rusqlite::{Connection, params};
 use uuid::Uuid;
 
+use super::filters;
 use super::live::{Route, Taken};
 use super::runs::{
-    enter_state, first_state, history, read_history, set_state, state_id, store_cache, update_run,
+    enter_state, first_state, history, read_history, set_state, state_columns, store_cache,
+    update_run,
 };
 use super::{SqliteStore, atomically, backend, by_id, exec, exists, json, many, one, ready};
 use crate::state::State;
@@ -55,8 +57,10 @@ impl Store for SqliteStore {
                 }
             }
             let first = first_state(&mut run);
+            let state = state_columns(&mut run);
+            let nanos = |t: jiff::Timestamp| i64::try_from(t.as_nanosecond()).ok();
             exec(tx,
-                "INSERT INTO flow_runs (id, flow_id, deployment_id, parent_task_run_id, idempotency_key, body, state_id, history) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO flow_runs (id, flow_id, deployment_id, parent_task_run_id, idempotency_key, body, state_id, state_type, state_name, created, expected_start, work_queue, history) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     run.id.to_string(),
                     run.flow_id.to_string(),
@@ -64,10 +68,18 @@ impl Store for SqliteStore {
                     run.parent_task_run_id.map(|d| d.to_string()),
                     run.idempotency_key,
                     json(&run)?,
-                    run.state.as_ref().map(|s| s.id().to_string()),
+                    state.id,
+                    state.kind,
+                    state.name,
+                    nanos(run.created),
+                    run.expected_start_time.and_then(nanos),
+                    run.work_queue_name,
                     history(&first.as_ref().map(json).transpose()?)
                 ],
             )?;
+            for tag in &run.tags {
+                exec(tx, "INSERT OR IGNORE INTO flow_run_tags (tag, run_id) VALUES (?1, ?2)", params![tag, run.id.to_string()])?;
+            }
             Ok(run)
         });
         Box::pin(async move {
@@ -81,7 +93,7 @@ impl Store for SqliteStore {
         let filter = filter.clone();
         self.live.forget_flow_runs();
         self.write(move |tx| {
-            let doomed = flow_runs_matching(tx, &filter)?;
+            let doomed = filters::flow_runs(tx, &filter)?;
             for run in &doomed {
                 let id = run.id.to_string();
                 exec(tx, "DELETE FROM logs WHERE flow_run_id = ?1", [&id])?;
@@ -96,7 +108,7 @@ impl Store for SqliteStore {
     }
 
     fn read_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, Vec<FlowRun>> {
-        self.with(move |conn| Ok(filter.finish(flow_runs_matching(conn, filter)?)))
+        self.with(move |conn| Ok(filter.finish(filters::flow_runs(conn, filter)?)))
     }
 
     fn set_flow_run_state(
@@ -145,17 +157,7 @@ impl Store for SqliteStore {
     }
 
     fn read_task_runs<'a>(&'a self, filter: &'a TaskRunFilter) -> StoreFuture<'a, Vec<TaskRun>> {
-        self.with(move |conn| {
-            let runs: Vec<TaskRun> = match filter.flow_run_id {
-                Some(id) => many(
-                    conn,
-                    "SELECT body FROM task_runs WHERE flow_run_id = ?1",
-                    [id.to_string()],
-                )?,
-                None => many(conn, "SELECT body FROM task_runs", [])?,
-            };
-            Ok(filter.finish(runs.into_iter().filter(|r| filter.matches(r)).collect()))
-        })
+        self.with(move |conn| Ok(filter.finish(filters::task_runs(conn, filter)?)))
     }
 
     fn set_task_run_state(
@@ -332,14 +334,19 @@ fn insert_task_run(tx: &Connection, run: &mut TaskRun, history: &str) -> Result<
     let id = run.id.to_string();
     let inserted = tx
         .prepare_cached(
-            "INSERT INTO task_runs (id, flow_run_id, body, state_id, history) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO task_runs (id, flow_run_id, body, state_id, state_type, state_name, name, history) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .and_then(|mut stmt| {
+            let body = json(run).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+            let state = state_columns(run);
             stmt.execute(params![
                 id,
                 run.flow_run_id.map(|f| f.to_string()),
-                json(run).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
-                state_id(run),
+                body,
+                state.id,
+                state.kind,
+                state.name,
+                run.name,
                 history
             ])
         });
@@ -380,32 +387,4 @@ pub(super) fn write_gathered(tx: &Connection, mut taken: Taken) -> Result<bool, 
     }
     store_cache(tx, &taken.cache)?;
     Ok(true)
-}
-
-fn flow_runs_matching(
-    conn: &Connection,
-    filter: &FlowRunFilter,
-) -> Result<Vec<FlowRun>, StoreError> {
-    let runs: Vec<FlowRun> = if let Some(id) = filter.flow_id {
-        many(
-            conn,
-            "SELECT body FROM flow_runs WHERE flow_id = ?1",
-            [id.to_string()],
-        )?
-    } else if let Some(id) = filter.deployment_id {
-        many(
-            conn,
-            "SELECT body FROM flow_runs WHERE deployment_id = ?1",
-            [id.to_string()],
-        )?
-    } else if let Some(id) = filter.parent_task_run_id {
-        many(
-            conn,
-            "SELECT body FROM flow_runs WHERE parent_task_run_id = ?1",
-            [id.to_string()],
-        )?
-    } else {
-        many(conn, "SELECT body FROM flow_runs", [])?
-    };
-    Ok(runs.into_iter().filter(|r| filter.matches(r)).collect())
 }

@@ -70,9 +70,26 @@ pub(super) fn enter_state<R: RunTable>(run: &mut R, state: State) -> Result<Enco
     })
 }
 
-/// The current state id of a run, as the `state_id` column keeps it.
-pub(super) fn state_id<R: RunTable>(run: &mut R) -> Option<String> {
-    run.state_slot().as_ref().map(|s| s.id().to_string())
+/// A run's current state as its columns keep it: id, type (as in the JSON) and name.
+pub(super) struct StateColumns {
+    pub(super) id: Option<String>,
+    pub(super) kind: Option<String>,
+    pub(super) name: Option<String>,
+}
+
+/// The state columns of a run.
+pub(super) fn state_columns<R: RunTable>(run: &mut R) -> StateColumns {
+    let state = run.state_slot().as_ref();
+    StateColumns {
+        id: state.map(|s| s.id().to_string()),
+        kind: state.map(|s| type_code(s.state_type())),
+        name: state.map(|s| s.name().to_owned()),
+    }
+}
+
+/// A state type as stored (the JSON spelling, `"COMPLETED"`).
+pub(super) fn type_code(kind: crate::state::StateType) -> String {
+    kind.name().to_ascii_uppercase()
 }
 
 /// A run's history as stored: a JSON array of the encoded states.
@@ -99,11 +116,13 @@ pub(super) fn update_run<R: RunTable>(
 ) -> Result<bool, StoreError> {
     // The history is always our own compact array, so appending is text surgery, not a parse.
     let update = format!(
-        "UPDATE {} SET body = ?2, state_id = ?3, history = CASE history WHEN '[]' THEN '[' || ?5 || ']' ELSE substr(history, 1, length(history) - 1) || ',' || ?5 || ']' END WHERE id = ?1 AND state_id IS ?4",
+        "UPDATE {} SET body = ?2, state_id = ?3, state_type = ?6, state_name = ?7, history = CASE history WHEN '[]' THEN '[' || ?5 || ']' ELSE substr(history, 1, length(history) - 1) || ',' || ?5 || ']' END WHERE id = ?1 AND state_id IS ?4",
         R::TABLE
     );
     let expected = expected.map(|e| e.to_string());
-    let params = params![id, json(run)?, state_id(run), expected, states];
+    let body = json(run)?;
+    let state = state_columns(run);
+    let params = params![id, body, state.id, expected, states, state.kind, state.name];
     Ok(exec(conn, &update, params)? > 0)
 }
 

@@ -66,22 +66,57 @@ CREATE TABLE deployments (
 );
 ";
 
-/// Version 2: each run row carries its current state's id, so a queued write can check it
-/// without reading the run's JSON, and its state history as a JSON array, so a task run that
-/// went through three states is one row written once, not four.
+/// Version 2: each run row carries its current state's id (so a queued write checks it
+/// without reading the run's JSON), its state history as a JSON array (a task run that went
+/// through three states is one row written once, not four), and a column with an index for
+/// every filter the client offers. Times are nanoseconds since the epoch; those taken from
+/// version 1 records keep milliseconds, which queries allow for.
 const V2: &str = "
 ALTER TABLE flow_runs ADD COLUMN state_id TEXT;
+ALTER TABLE flow_runs ADD COLUMN state_type TEXT;
+ALTER TABLE flow_runs ADD COLUMN state_name TEXT;
+ALTER TABLE flow_runs ADD COLUMN created INTEGER;
+ALTER TABLE flow_runs ADD COLUMN expected_start INTEGER;
+ALTER TABLE flow_runs ADD COLUMN work_queue TEXT;
 ALTER TABLE flow_runs ADD COLUMN history TEXT NOT NULL DEFAULT '[]';
 UPDATE flow_runs SET
     state_id = json_extract(body, '$.state.id'),
+    state_type = json_extract(body, '$.state.type'),
+    state_name = json_extract(body, '$.state.name'),
+    created = CAST(unixepoch(json_extract(body, '$.created'), 'subsec') * 1000000000 AS INTEGER),
+    expected_start = CAST(unixepoch(json_extract(body, '$.expected_start_time'), 'subsec') * 1000000000 AS INTEGER),
+    work_queue = json_extract(body, '$.work_queue_name'),
     history = (SELECT json_group_array(json(s.body) ORDER BY s.seq) FROM flow_run_states s WHERE s.run_id = flow_runs.id);
 DROP TABLE flow_run_states;
+DROP INDEX flow_runs_flow;
+CREATE INDEX flow_runs_flow ON flow_runs(flow_id, created);
+CREATE INDEX flow_runs_state ON flow_runs(state_type, expected_start);
+CREATE INDEX flow_runs_state_name ON flow_runs(state_name);
+CREATE INDEX flow_runs_created ON flow_runs(created);
+CREATE INDEX flow_runs_expected_start ON flow_runs(expected_start);
+CREATE INDEX flow_runs_work_queue ON flow_runs(work_queue, state_type, expected_start);
+CREATE TABLE flow_run_tags (
+    tag TEXT NOT NULL,
+    run_id TEXT NOT NULL REFERENCES flow_runs(id) ON DELETE CASCADE,
+    PRIMARY KEY (tag, run_id)
+) WITHOUT ROWID;
+CREATE INDEX flow_run_tags_run ON flow_run_tags(run_id);
+INSERT OR IGNORE INTO flow_run_tags (tag, run_id)
+    SELECT t.value, r.id FROM flow_runs r, json_each(r.body, '$.tags') t;
 ALTER TABLE task_runs ADD COLUMN state_id TEXT;
+ALTER TABLE task_runs ADD COLUMN state_type TEXT;
+ALTER TABLE task_runs ADD COLUMN state_name TEXT;
+ALTER TABLE task_runs ADD COLUMN name TEXT;
 ALTER TABLE task_runs ADD COLUMN history TEXT NOT NULL DEFAULT '[]';
 UPDATE task_runs SET
     state_id = json_extract(body, '$.state.id'),
+    state_type = json_extract(body, '$.state.type'),
+    state_name = json_extract(body, '$.state.name'),
+    name = json_extract(body, '$.name'),
     history = (SELECT json_group_array(json(s.body) ORDER BY s.seq) FROM task_run_states s WHERE s.run_id = task_runs.id);
 DROP TABLE task_run_states;
+CREATE INDEX task_runs_state ON task_runs(state_type);
+CREATE INDEX task_runs_name ON task_runs(name);
 ";
 
 /// The steps from each version to the next: `STEPS[n]` takes version `n` to `n + 1`.
@@ -149,7 +184,7 @@ mod tests {
         conn.execute_batch(
             r#"PRAGMA user_version = 1;
             INSERT INTO flows VALUES ('f', 'etl', '{}');
-            INSERT INTO flow_runs (id, flow_id, body) VALUES ('r', 'f', '{"state": {"id": "s1"}}');
+            INSERT INTO flow_runs (id, flow_id, body) VALUES ('r', 'f', '{"state": {"id": "s1", "type": "RUNNING", "name": "Running"}, "tags": ["a", "b"], "created": "2026-11-27T15:32:57.206905041Z", "work_queue_name": "q"}');
             INSERT INTO task_runs (id, flow_run_id, body) VALUES ('t', 'r', '{"state": null}');
             INSERT INTO flow_run_states VALUES ('r', 1, '{"id": "s1"}'), ('r', 0, '{"id": "s0"}');"#,
         )
@@ -176,6 +211,23 @@ mod tests {
             .unwrap();
         assert_eq!(histories.0, r#"[{"id":"s0"},{"id":"s1"}]"#);
         assert_eq!(histories.1, "[]");
+        let columns: (String, String, i64, Option<i64>, String, i64) = conn
+            .query_row(
+                "SELECT state_type, state_name, created, expected_start, work_queue, (SELECT COUNT(*) FROM flow_run_tags WHERE run_id = 'r') FROM flow_runs",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .unwrap();
+        let exact = 1_795_793_577_206_905_041_i64; // the record's creation time
+        assert!(
+            (columns.2 - exact).abs() < 1_000_000,
+            "{} vs {exact}",
+            columns.2
+        );
+        assert_eq!(
+            (columns.0, columns.1, columns.3, columns.4, columns.5),
+            ("RUNNING".into(), "Running".into(), None, "q".into(), 2)
+        );
         // Opening again changes nothing.
         migrate(&mut conn).unwrap();
     }
