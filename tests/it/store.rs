@@ -183,3 +183,156 @@ async fn old_finished_runs_are_deleted_by_the_retention_helper() {
     assert_eq!(left.len(), 2);
     assert!(left.iter().any(|r| r.name == "waiting"));
 }
+
+/// The same records in both stores, and filters of every kind: the file store, which narrows
+/// rows through its indexes, must answer exactly as the memory store does.
+#[tokio::test]
+async fn sqlite_and_memory_answer_every_filter_alike() {
+    use orion::store::{Flow, FlowRun, FlowRunFilter, Sort, TaskRun, TaskRunFilter};
+    use orion::{State, StateType};
+    use std::sync::Arc;
+
+    let memory = MemoryStore::new();
+    let sqlite = SqliteStore::open(temp_db("alike")).unwrap();
+    let stores: [&dyn Store; 2] = [&memory, &sqlite];
+    let base: jiff::Timestamp = "2026-03-29T00:30:00Z".parse().unwrap();
+    let at = |minutes: i64| base + jiff::SignedDuration::from_secs(minutes * 60);
+    let flows = [Flow::new("etl"), Flow::new("report"), Flow::new("sync")];
+    let deployment = uuid::Uuid::from_u128(7);
+    let parent = uuid::Uuid::from_u128(9);
+    let mut runs = Vec::new();
+    let mut tasks = Vec::new();
+    for i in 0..48i64 {
+        let flow = &flows[(i % 3) as usize];
+        let mut run = FlowRun::new(flow, format!("run-{i:02}"));
+        run.created = at(i) + jiff::SignedDuration::from_nanos(i * 1_000 + 1);
+        run.tags = match i % 4 {
+            0 => vec!["nightly".into()],
+            1 => vec!["nightly".into(), "eu".into()],
+            2 => vec!["eu".into()],
+            _ => vec![],
+        };
+        run.deployment_id = (i % 5 == 0).then_some(deployment);
+        run.auto_scheduled = i % 5 == 0 && i % 2 == 0;
+        run.parent_task_run_id = (i % 7 == 0).then_some(parent);
+        run.work_queue_name = Some(["default", "gpu"][(i % 2) as usize].into());
+        run.expected_start_time = (i % 3 != 2).then(|| at(30 + i));
+        run.state = Some(match i % 6 {
+            0 => State::scheduled(at(30 + i)),
+            1 => State::late(at(i)),
+            2 => State::running(),
+            3 => State::completed(),
+            4 => State::failed("boom"),
+            _ => State::pending(),
+        });
+        runs.push(run);
+    }
+    for store in stores {
+        for flow in &flows {
+            store.upsert_flow(flow.clone()).await.unwrap();
+        }
+        for run in &runs {
+            store.create_flow_run(run.clone()).await.unwrap();
+        }
+    }
+    for (i, run) in runs.iter().enumerate().take(12) {
+        for j in 0..3u32 {
+            let mut task = TaskRun::new(
+                format!("{}-{i}-{j}", ["add", "fetch", "addition"][j as usize]),
+                Arc::from("t"),
+                j,
+            );
+            task.flow_run_id = Some(run.id);
+            task.created = run.created;
+            task.state = Some(
+                [State::pending(), State::running(), State::completed()][(i + j as usize) % 3]
+                    .clone(),
+            );
+            tasks.push(task);
+        }
+    }
+    for store in stores {
+        for task in &tasks {
+            store.create_task_run(task.clone()).await.unwrap();
+        }
+        store.flush().await.unwrap();
+    }
+
+    let names = |runs: Vec<FlowRun>| runs.into_iter().map(|r| r.name).collect::<Vec<_>>();
+    let flow_filters = [
+        FlowRunFilter::new(),
+        FlowRunFilter::new().flow_name("report"),
+        FlowRunFilter::new().flow_id(flows[2].id),
+        FlowRunFilter::new().flow_name("nope"),
+        FlowRunFilter::new().state_types([StateType::Scheduled]),
+        FlowRunFilter::new().state_types([StateType::Completed, StateType::Failed]),
+        FlowRunFilter::new().state_names(["Late"]),
+        FlowRunFilter::new().tags(["nightly"]),
+        FlowRunFilter::new().tags(["nightly", "eu"]),
+        FlowRunFilter::new().tags(["absent"]),
+        FlowRunFilter::new().parent_task_run_id(parent),
+        FlowRunFilter::new().deployment_id(deployment),
+        FlowRunFilter::new()
+            .deployment_id(deployment)
+            .auto_scheduled(true),
+        FlowRunFilter::new().auto_scheduled(false),
+        FlowRunFilter::new().work_queue_name("gpu"),
+        FlowRunFilter::new().created_between(Some(at(10)), Some(at(20))),
+        FlowRunFilter::new().created_between(Some(runs[10].created), None),
+        FlowRunFilter::new().created_between(None, Some(runs[10].created)),
+        FlowRunFilter::new().expected_start_between(Some(at(40)), Some(at(60))),
+        FlowRunFilter::new().expected_start_between(None, Some(at(45))),
+        FlowRunFilter::new()
+            .work_queue_name("default")
+            .state_types([StateType::Scheduled])
+            .expected_start_between(None, Some(at(70)))
+            .sort(Sort::ExpectedStartAsc),
+        FlowRunFilter::new()
+            .tags(["eu"])
+            .sort(Sort::CreatedDesc)
+            .offset(2)
+            .limit(5),
+        FlowRunFilter::new()
+            .flow_name("etl")
+            .state_types([StateType::Running])
+            .limit(1),
+    ];
+    let mut answered = 0;
+    for filter in flow_filters {
+        let mem: Vec<_> = names(memory.read_flow_runs(&filter).await.unwrap());
+        let file: Vec<_> = names(sqlite.read_flow_runs(&filter).await.unwrap());
+        assert_eq!(file, mem, "{filter:?}");
+        answered += usize::from(!mem.is_empty());
+    }
+    assert!(answered >= 20, "only {answered} filters matched anything");
+    let task_filters = [
+        TaskRunFilter::new(),
+        TaskRunFilter::new().flow_run_id(runs[3].id),
+        TaskRunFilter::new().state_types([StateType::Running]),
+        TaskRunFilter::new().name_prefix("add"),
+        TaskRunFilter::new().name_prefix("add-"),
+        TaskRunFilter::new().name_prefix("fetch-1"),
+        TaskRunFilter::new().name_prefix("zzz"),
+        TaskRunFilter::new()
+            .state_types([StateType::Completed])
+            .sort(Sort::CreatedDesc)
+            .limit(4),
+    ];
+    for filter in task_filters {
+        let mem: Vec<_> = memory
+            .read_task_runs(&filter)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        let file: Vec<_> = sqlite
+            .read_task_runs(&filter)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(file, mem, "{filter:?}");
+    }
+}
