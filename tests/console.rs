@@ -1,6 +1,9 @@
 //! What a program prints: each test runs a child copy of this binary with a chosen
 //! environment and reads its standard error.
 
+#[path = "support/temp.rs"]
+mod temp;
+
 use std::process::Command;
 
 use orion::prelude::*;
@@ -27,11 +30,7 @@ async fn child_program() {
 
 /// A fresh ORION_HOME for a child.
 fn home() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!(
-        "orion-console-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ))
+    temp::temp_dir("console")
 }
 
 fn run_child(env: &[(&str, &str)]) -> Vec<String> {

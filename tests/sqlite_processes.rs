@@ -1,6 +1,9 @@
 //! The SQLite store with real OS processes: concurrent claims of one run, and a process killed
 //! with SIGKILL in the middle of a flow. Each test runs child copies of this binary.
 
+#[path = "support/temp.rs"]
+mod temp;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -9,16 +12,7 @@ use std::sync::Arc;
 use orion::prelude::*;
 use orion::store::{FlowRun, SqliteStore, Store, TaskRunFilter};
 use orion::{OrionClient, RetryPolicy, RunKind, RunRef, Transition};
-
-fn temp_db(tag: &str) -> PathBuf {
-    std::env::temp_dir()
-        .join(format!(
-            "orion-proc-{}-{tag}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ))
-        .join("orion.db")
-}
+use temp::temp_db;
 
 fn child(test: &str, env: &[(&str, String)]) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());

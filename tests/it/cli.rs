@@ -92,11 +92,7 @@ fn invalid_input_exits_2_with_the_error_on_stderr() {
 
 #[test]
 fn database_info_and_reset() {
-    let dir = std::env::temp_dir().join(format!(
-        "orion-cli-db-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
+    let dir = crate::temp::temp_dir("cli-db");
     let db = dir.join("orion.db");
     let url = format!("sqlite://{}", db.display());
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -1,5 +1,8 @@
 //! Integration tests of orion through its public API.
 
+#[path = "../support/temp.rs"]
+mod temp;
+
 mod cli;
 mod client;
 mod concurrency;

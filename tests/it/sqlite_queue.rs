@@ -2,7 +2,6 @@
 //! before they commit, and must still be read back, ordered, checked against the file,
 //! reported when they fail, and on disk when the flow call returns.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use orion::prelude::*;
@@ -10,15 +9,7 @@ use orion::store::{
     FlowRun, FlowRunFilter, LogFilter, SetState, SqliteStore, Store, TaskRun, TaskRunFilter,
 };
 
-fn temp_db(tag: &str) -> PathBuf {
-    std::env::temp_dir()
-        .join(format!(
-            "orion-queue-{}-{tag}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ))
-        .join("orion.db")
-}
+use crate::temp::temp_db;
 
 /// A flow run in Running, created through `store` (which then treats it as live).
 async fn running_flow_run(store: &SqliteStore) -> FlowRun {

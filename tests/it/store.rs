@@ -1,21 +1,10 @@
-use std::path::PathBuf;
-
 use orion::store::{MemoryStore, SqliteStore, Store};
+
+use crate::temp::temp_db;
 
 #[tokio::test]
 async fn the_memory_store_passes_the_conformance_suite() {
     orion::store::testing::run_all(MemoryStore::new).await;
-}
-
-/// A fresh path in the system's temporary directory.
-fn temp_db(tag: &str) -> PathBuf {
-    std::env::temp_dir()
-        .join(format!(
-            "orion-it-{}-{tag}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ))
-        .join("orion.db")
 }
 
 #[tokio::test]

@@ -287,16 +287,18 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let sender = self.sender().ok_or_else(closing)?;
         let live = Arc::clone(&self.live);
-        let job: writer::Job = Box::new(move |conn: &mut Connection| {
-            let done = work(conn);
+        let run = move |conn: Option<&mut Connection>| -> writer::Deliver {
+            let done = conn.map(|conn| work(conn));
             Box::new(move |commit: &Result<(), StoreError>| {
-                heard(match commit {
-                    Ok(()) => done,
-                    Err(e) => Err(StoreError::Backend(e.to_string())),
+                heard(match (commit, done) {
+                    (Ok(()), Some(done)) => done,
+                    (Err(e), _) => Err(StoreError::Backend(e.to_string())),
+                    (Ok(()), None) => Err(StoreError::Backend("the write was not run".into())),
                 });
                 live.settled();
             })
-        });
+        };
+        let job: writer::Job = Box::new(run);
         self.live.queued();
         sender.send(job).map_err(|_| {
             self.live.settled();

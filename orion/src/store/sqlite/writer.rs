@@ -13,19 +13,21 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, Sender};
 
 use rusqlite::Connection;
 
 use crate::store::{StoreError, StoreFuture};
 
 /// What a job hands back: a function that delivers its result once the commit outcome is known.
-type Deliver = Box<dyn FnOnce(&Result<(), StoreError>) + Send>;
-/// One write, run inside the writer's transaction.
-pub(super) type Job = Box<dyn FnOnce(&mut Connection) -> Deliver + Send>;
+pub(super) type Deliver = Box<dyn FnOnce(&Result<(), StoreError>) + Send>;
+
+/// One write for the writer's transaction: runs it on the connection, or, given none (no
+/// transaction could begin), only prepares to deliver that failure.
+pub(super) type Job = Box<dyn FnOnce(Option<&mut Connection>) -> Deliver + Send>;
 
 /// Most writes in one transaction.
-const BATCH: usize = 512;
+const BATCH: usize = 1024;
 
 /// The write-ahead log's size, in pages, at which the writer checkpoints by itself.
 pub(super) const WAL_PAGES_MAX: i64 = 16_384;
@@ -39,17 +41,19 @@ pub(super) fn submit<'a, T: Send + 'static>(
     work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
 ) -> StoreFuture<'a, T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let job: Job = Box::new(move |conn: &mut Connection| {
-        let result = work(conn);
+    let run = move |conn: Option<&mut Connection>| -> Deliver {
+        let result = conn.map(work);
         Box::new(move |commit: &Result<(), StoreError>| {
-            let _ = tx.send(match commit {
-                Ok(()) => result,
-                Err(e) => Err(StoreError::Backend(format!(
+            let _ = tx.send(match (commit, result) {
+                (Ok(()), Some(result)) => result,
+                (Err(e), _) => Err(StoreError::Backend(format!(
                     "the write was not committed: {e}"
                 ))),
+                (Ok(()), None) => Err(StoreError::Backend("the write was not run".into())),
             });
         })
-    });
+    };
+    let job: Job = Box::new(run);
     if writer.send(job).is_err() {
         return Box::pin(std::future::ready(Err(StoreError::Backend(
             "the store's writer has stopped".into(),
@@ -96,26 +100,27 @@ pub(super) fn run(
             .spawn(move || sync_loop(&wal, &syncing))
     });
     while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
-        }
         let begun = conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(super::backend);
-        let mut deliveries = Vec::with_capacity(batch.len());
-        if begun.is_ok() {
-            for job in batch {
-                deliveries.push(job(&mut conn));
+        let (outcome, deliveries) = match begun {
+            Ok(()) => {
+                let deliveries = transaction(&mut conn, first, &jobs);
+                let committed = conn.execute_batch("COMMIT").map_err(super::backend);
+                if committed.is_err() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                (committed, deliveries)
             }
-        }
-        let outcome = begun.and_then(|()| conn.execute_batch("COMMIT").map_err(super::backend));
-        if outcome.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
+            Err(e) => {
+                // Every job queued now hears the failure; none is left waiting.
+                let deliveries = std::iter::once(first)
+                    .chain(jobs.try_iter())
+                    .map(|job| job(None))
+                    .collect();
+                (Err(e), deliveries)
+            }
+        };
         let committed = Committed {
             outcome,
             deliveries,
@@ -138,6 +143,14 @@ pub(super) fn run(
     if let Ok(thread) = checkpointer {
         let _ = thread.join();
     }
+}
+
+/// Runs `first` and the jobs queued behind it, up to [`BATCH`], in the open transaction.
+fn transaction(conn: &mut Connection, first: Job, jobs: &Receiver<Job>) -> Vec<Deliver> {
+    std::iter::once(first)
+        .chain(jobs.try_iter().take(BATCH - 1))
+        .map(|job| job(Some(&mut *conn)))
+        .collect()
 }
 
 /// The sync thread's loop: one fsync of the log for every commit that arrived meanwhile.
