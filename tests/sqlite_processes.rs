@@ -369,3 +369,78 @@ fn a_new_database_in_a_directory_without_write_permission_is_a_clear_error() {
     assert!(report[0].contains(&dir.display().to_string()), "{report:?}");
     assert!(!path.exists());
 }
+
+#[flow(name = "busy-flow")]
+async fn busy_flow(n: u64) -> u64 {
+    let sequential: u64 = {
+        let mut total = 0;
+        for i in 0..n {
+            total += step(i).await;
+        }
+        total
+    };
+    sequential
+        + orion::gather(orion::map(0..n, step))
+            .await
+            .iter()
+            .sum::<u64>()
+}
+
+/// Child: runs `busy_flow` on ORION_DB and prints its final state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_busy_flow() {
+    if std::env::var_os("ORION_CHILD").is_none() {
+        return;
+    }
+    let orion = Orion::open(&format!("sqlite://{}", std::env::var("ORION_DB").unwrap()))
+        .await
+        .unwrap();
+    let state = busy_flow(150).on(&orion).return_state().await;
+    println!("FINAL {state}");
+}
+
+#[test]
+fn processes_writing_one_file_at_once_all_finish_and_lose_nothing() {
+    if std::env::var_os("ORION_CHILD").is_some() {
+        return;
+    }
+    let path = temp_db("busy");
+    drop(SqliteStore::open(&path).unwrap());
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            child(
+                "child_busy_flow",
+                &[("ORION_DB", path.display().to_string())],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let errors = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}\n{errors}");
+        assert!(text.contains("FINAL Completed"), "{text}\n{errors}");
+        assert!(!errors.contains("locked"), "{errors}");
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let runs = rt
+        .block_on(store.read_task_runs(&TaskRunFilter::new()))
+        .unwrap();
+    assert_eq!(runs.len(), 4 * 300);
+    assert!(
+        runs.iter()
+            .all(|r| r.state.as_ref().unwrap().is_completed())
+    );
+    let flows = rt
+        .block_on(store.read_flow_runs(&Default::default()))
+        .unwrap();
+    assert_eq!(flows.len(), 4);
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
