@@ -43,6 +43,18 @@ pub enum Durability {
 
 /// A [`Store`](super::Store) in a SQLite file: WAL journal, foreign keys, versioned schema.
 ///
+/// Several stores, in one process or many, may use the same file at once: each has one writer
+/// thread, waits its turn for the file's write lock (never a "database is locked" error under
+/// ten seconds of contention), and checks every state write against the file, so a run is
+/// claimed by one of them only.
+///
+/// Durability: with [`Durability::Full`] (the default) a write that is awaited resolves only
+/// once its commit is fsynced. The task-run writes and log lines of a flow run executing
+/// through this store are answered before they commit and written in order, many per commit:
+/// the flow run's next awaited write (its final state at the latest) and
+/// [`Store::flush`](super::Store::flush) come after all of them. A crash loses only such
+/// unconfirmed writes, and never leaves a gap: what survives is everything up to some point.
+///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let path = std::env::temp_dir().join(format!("orion-doc-{}.db", std::process::id()));
