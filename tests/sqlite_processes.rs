@@ -292,6 +292,15 @@ fn open_unprivileged(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// What `child_open` said when it could not open `path`: the one line it printed.
+#[cfg(unix)]
+fn open_error(path: &Path) -> String {
+    let report = open_unprivileged(path);
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert!(report[0].starts_with("OPEN ERR"), "{report:?}");
+    report[0].clone()
+}
+
 /// A database with one flow, closed, in a directory of its own.
 #[cfg(unix)]
 fn stored_database(tag: &str) -> (PathBuf, Vec<u8>) {
@@ -316,14 +325,9 @@ fn a_read_only_database_is_a_clear_error_and_is_left_as_it_was() {
     }
     let (path, before) = stored_database("ro");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
-    let report = open_unprivileged(&path);
-    assert_eq!(report.len(), 1, "{report:?}");
-    assert!(report[0].starts_with("OPEN ERR"), "{report:?}");
-    assert!(report[0].contains("is read-only"), "{report:?}");
-    assert!(
-        report[0].contains(&path.display().to_string()),
-        "{report:?}"
-    );
+    let error = open_error(&path);
+    assert!(error.contains("is read-only"), "{error}");
+    assert!(error.contains(&path.display().to_string()), "{error}");
     assert_eq!(std::fs::read(&path).unwrap(), before, "the file changed");
 }
 
@@ -343,10 +347,8 @@ fn a_database_without_permission_to_read_is_a_clear_error_and_is_left_as_it_was(
         0o000
     };
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    let report = open_unprivileged(&path);
-    assert_eq!(report.len(), 1, "{report:?}");
-    assert!(report[0].starts_with("OPEN ERR"), "{report:?}");
-    assert!(report[0].contains("permission denied"), "{report:?}");
+    let error = open_error(&path);
+    assert!(error.contains("permission denied"), "{error}");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), before, "the file changed");
 }
@@ -362,11 +364,9 @@ fn a_new_database_in_a_directory_without_write_permission_is_a_clear_error() {
     let dir = path.parent().unwrap();
     std::fs::create_dir_all(dir).unwrap();
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
-    let report = open_unprivileged(&path);
-    assert_eq!(report.len(), 1, "{report:?}");
-    assert!(report[0].starts_with("OPEN ERR"), "{report:?}");
-    assert!(report[0].contains("is not writable"), "{report:?}");
-    assert!(report[0].contains(&dir.display().to_string()), "{report:?}");
+    let error = open_error(&path);
+    assert!(error.contains("is not writable"), "{error}");
+    assert!(error.contains(&dir.display().to_string()), "{error}");
     assert!(!path.exists());
 }
 

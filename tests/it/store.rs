@@ -307,21 +307,10 @@ async fn sqlite_and_memory_answer_every_filter_alike() {
             .sort(Sort::CreatedDesc)
             .limit(4),
     ];
+    let task_names = |runs: Vec<TaskRun>| runs.into_iter().map(|r| r.name).collect::<Vec<_>>();
     for filter in task_filters {
-        let mem: Vec<_> = memory
-            .read_task_runs(&filter)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.name)
-            .collect();
-        let file: Vec<_> = sqlite
-            .read_task_runs(&filter)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.name)
-            .collect();
+        let mem = task_names(memory.read_task_runs(&filter).await.unwrap());
+        let file = task_names(sqlite.read_task_runs(&filter).await.unwrap());
         assert_eq!(file, mem, "{filter:?}");
     }
 }
