@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// The schema version this build writes.
-pub(crate) const VERSION: i64 = 2;
+pub(crate) const VERSION: i64 = 3;
 
 const V1: &str = "
 CREATE TABLE flows (
@@ -67,27 +67,38 @@ CREATE TABLE deployments (
 ";
 
 /// Version 2: each run row carries its current state's id (so a queued write checks it
-/// without reading the run's JSON), its state history as a JSON array (a task run that went
-/// through three states is one row written once, not four), and a column with an index for
-/// every filter the client offers. Times are nanoseconds since the epoch; those taken from
-/// version 1 records keep milliseconds, which queries allow for.
+/// without reading the run's JSON) and its state history as a JSON array (a task run that
+/// went through three states is one row written once, not four).
 const V2: &str = "
 ALTER TABLE flow_runs ADD COLUMN state_id TEXT;
+ALTER TABLE flow_runs ADD COLUMN history TEXT NOT NULL DEFAULT '[]';
+UPDATE flow_runs SET
+    state_id = json_extract(body, '$.state.id'),
+    history = (SELECT json_group_array(json(s.body) ORDER BY s.seq) FROM flow_run_states s WHERE s.run_id = flow_runs.id);
+DROP TABLE flow_run_states;
+ALTER TABLE task_runs ADD COLUMN state_id TEXT;
+ALTER TABLE task_runs ADD COLUMN history TEXT NOT NULL DEFAULT '[]';
+UPDATE task_runs SET
+    state_id = json_extract(body, '$.state.id'),
+    history = (SELECT json_group_array(json(s.body) ORDER BY s.seq) FROM task_run_states s WHERE s.run_id = task_runs.id);
+DROP TABLE task_run_states;
+";
+
+/// Version 3: a column and an index for every filter the client offers. Times are
+/// nanoseconds since the epoch; those taken from older records keep milliseconds, which
+/// queries allow for.
+const V3: &str = "
 ALTER TABLE flow_runs ADD COLUMN state_type TEXT;
 ALTER TABLE flow_runs ADD COLUMN state_name TEXT;
 ALTER TABLE flow_runs ADD COLUMN created INTEGER;
 ALTER TABLE flow_runs ADD COLUMN expected_start INTEGER;
 ALTER TABLE flow_runs ADD COLUMN work_queue TEXT;
-ALTER TABLE flow_runs ADD COLUMN history TEXT NOT NULL DEFAULT '[]';
 UPDATE flow_runs SET
-    state_id = json_extract(body, '$.state.id'),
     state_type = json_extract(body, '$.state.type'),
     state_name = json_extract(body, '$.state.name'),
     created = CAST(unixepoch(json_extract(body, '$.created'), 'subsec') * 1000000000 AS INTEGER),
     expected_start = CAST(unixepoch(json_extract(body, '$.expected_start_time'), 'subsec') * 1000000000 AS INTEGER),
-    work_queue = json_extract(body, '$.work_queue_name'),
-    history = (SELECT json_group_array(json(s.body) ORDER BY s.seq) FROM flow_run_states s WHERE s.run_id = flow_runs.id);
-DROP TABLE flow_run_states;
+    work_queue = json_extract(body, '$.work_queue_name');
 DROP INDEX flow_runs_flow;
 CREATE INDEX flow_runs_flow ON flow_runs(flow_id, created);
 CREATE INDEX flow_runs_state ON flow_runs(state_type, expected_start);
@@ -103,24 +114,19 @@ CREATE TABLE flow_run_tags (
 CREATE INDEX flow_run_tags_run ON flow_run_tags(run_id);
 INSERT OR IGNORE INTO flow_run_tags (tag, run_id)
     SELECT t.value, r.id FROM flow_runs r, json_each(r.body, '$.tags') t;
-ALTER TABLE task_runs ADD COLUMN state_id TEXT;
 ALTER TABLE task_runs ADD COLUMN state_type TEXT;
 ALTER TABLE task_runs ADD COLUMN state_name TEXT;
 ALTER TABLE task_runs ADD COLUMN name TEXT;
-ALTER TABLE task_runs ADD COLUMN history TEXT NOT NULL DEFAULT '[]';
 UPDATE task_runs SET
-    state_id = json_extract(body, '$.state.id'),
     state_type = json_extract(body, '$.state.type'),
     state_name = json_extract(body, '$.state.name'),
-    name = json_extract(body, '$.name'),
-    history = (SELECT json_group_array(json(s.body) ORDER BY s.seq) FROM task_run_states s WHERE s.run_id = task_runs.id);
-DROP TABLE task_run_states;
+    name = json_extract(body, '$.name');
 CREATE INDEX task_runs_state ON task_runs(state_type);
 CREATE INDEX task_runs_name ON task_runs(name);
 ";
 
 /// The steps from each version to the next: `STEPS[n]` takes version `n` to `n + 1`.
-const STEPS: [&str; VERSION as usize] = [V1, V2];
+const STEPS: [&str; VERSION as usize] = [V1, V2, V3];
 
 /// Brings the database to [`VERSION`]; refuses one written by a newer orion.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -178,7 +184,7 @@ mod tests {
     use super::{V1, VERSION, migrate};
 
     #[test]
-    fn a_version_1_file_gains_state_ids_from_its_records() {
+    fn a_version_1_file_gains_state_ids_histories_and_filter_columns_from_its_records() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(V1).unwrap();
         conn.execute_batch(
