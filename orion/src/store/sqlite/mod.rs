@@ -154,6 +154,7 @@ impl SqliteStore {
         }
         conn.execute_batch(pragmas).map_err(backend)?;
         schema::migrate(&mut conn)?;
+        schema::check(&conn)?;
         let connect = || -> Result<Connection, StoreError> {
             let c = Connection::open(&path).map_err(backend)?;
             c.busy_timeout(std::time::Duration::from_secs(10))

@@ -177,6 +177,37 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The columns this build reads and writes, per table.
+const COLUMNS: [(&str, &str); 6] = [
+    ("flows", "id, name, body"),
+    (
+        "flow_runs",
+        "id, flow_id, deployment_id, parent_task_run_id, idempotency_key, body, state_id, state_type, state_name, created, expected_start, work_queue, history",
+    ),
+    ("flow_run_tags", "tag, run_id"),
+    (
+        "task_runs",
+        "id, flow_run_id, body, state_id, state_type, state_name, name, history",
+    ),
+    ("logs", "id, flow_run_id, task_run_id, level, ts, body"),
+    ("deployments", "id, flow_id, name, body"),
+];
+
+/// Checks that the file has every table and column of [`VERSION`], so that a file whose
+/// schema does not match its version number (altered by hand, or by a development build) is
+/// refused on open rather than failing in the middle of a run.
+pub(crate) fn check(conn: &Connection) -> Result<(), StoreError> {
+    for (table, columns) in COLUMNS {
+        conn.prepare(&format!("SELECT {columns} FROM {table} LIMIT 0"))
+            .map_err(|e| {
+                StoreError::Backend(format!(
+                    "the database says schema version {VERSION} but does not have its tables and columns ({e}); it was left untouched"
+                ))
+            })?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use rusqlite::Connection;
@@ -236,6 +267,7 @@ mod tests {
         );
         // Opening again changes nothing.
         migrate(&mut conn).unwrap();
+        super::check(&conn).unwrap();
     }
 
     #[test]
@@ -249,5 +281,23 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
             .unwrap();
         assert_eq!(tables, 1);
+    }
+}
+
+#[cfg(test)]
+mod mismatch {
+    use rusqlite::Connection;
+
+    use super::{VERSION, check, migrate};
+
+    #[test]
+    fn a_file_whose_tables_do_not_match_its_version_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        conn.execute_batch("DROP INDEX task_runs_name; ALTER TABLE task_runs DROP COLUMN name;")
+            .unwrap();
+        let err = check(&conn).unwrap_err().to_string();
+        assert!(err.contains(&format!("schema version {VERSION}")), "{err}");
+        assert!(err.contains("name"), "{err}");
     }
 }
