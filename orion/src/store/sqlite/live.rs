@@ -123,11 +123,16 @@ impl Live {
 
     /// A flow run was stored in `state`: live until it finishes, taking its task runs along.
     pub(super) fn flow_run_is(&self, id: Uuid, state: Option<&State>) {
-        let mut tracked = self.lock();
-        if !state.is_some_and(State::is_final) {
-            tracked.flow_runs.entry(id).or_default();
-            return;
+        if state.is_some_and(State::is_final) {
+            self.flow_run_gone(id);
+        } else {
+            self.lock().flow_runs.entry(id).or_default();
         }
+    }
+
+    /// A flow run finished or no longer exists: neither it nor its task runs are live.
+    pub(super) fn flow_run_gone(&self, id: Uuid) {
+        let mut tracked = self.lock();
         let Tracked {
             flow_runs,
             created,

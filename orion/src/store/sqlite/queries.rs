@@ -123,11 +123,17 @@ impl Store for SqliteStore {
         let entered = state.clone();
         let written = self.write(move |tx| set_state::<FlowRun>(tx, id, expected, state));
         Box::pin(async move {
-            let written = written.await?;
-            if written == SetState::Written {
-                self.live.flow_run_is(id, Some(&entered));
+            let written = written.await;
+            match &written {
+                Ok(SetState::Written) => self.live.flow_run_is(id, Some(&entered)),
+                // Finished or removed by another process: no longer live here.
+                Ok(SetState::Conflict {
+                    current: Some(current),
+                }) if current.is_final() => self.live.flow_run_gone(id),
+                Err(StoreError::NotFound { .. }) => self.live.flow_run_gone(id),
+                _ => {}
             }
-            Ok(written)
+            written
         })
     }
 
