@@ -89,6 +89,21 @@ pub(super) enum Route<T> {
     Await,
 }
 
+impl Tracked {
+    fn forget_flow_run(&mut self, id: Uuid) {
+        for task in self.flow_runs.remove(&id).unwrap_or_default() {
+            self.created.remove(&task);
+            if let Some(run) = self.task_runs.get_mut(&task) {
+                // Still queued: dropped once the writer has taken it.
+                run.finished = true;
+                if !run.queued {
+                    self.task_runs.remove(&task);
+                }
+            }
+        }
+    }
+}
+
 impl Live {
     fn lock(&self) -> std::sync::MutexGuard<'_, Tracked> {
         self.tracked.lock().unwrap_or_else(|p| p.into_inner())
@@ -109,7 +124,7 @@ impl Live {
         } = error
         {
             // Gone from the file: its next task runs are created the awaited way, and refused.
-            tracked.flow_runs.remove(id);
+            tracked.forget_flow_run(*id);
         }
         tracked.failure.get_or_insert(StoreError::Backend(format!(
             "an earlier write of task run {run} was not stored: {error}"
@@ -132,23 +147,7 @@ impl Live {
 
     /// A flow run finished or no longer exists: neither it nor its task runs are live.
     pub(super) fn flow_run_gone(&self, id: Uuid) {
-        let mut tracked = self.lock();
-        let Tracked {
-            flow_runs,
-            created,
-            task_runs,
-            ..
-        } = &mut *tracked;
-        for task in flow_runs.remove(&id).unwrap_or_default() {
-            created.remove(&task);
-            if let Some(run) = task_runs.get_mut(&task) {
-                // Still queued: dropped once the writer has taken it.
-                run.finished = true;
-                if !run.queued {
-                    task_runs.remove(&task);
-                }
-            }
-        }
+        self.lock().forget_flow_run(id);
     }
 
     /// Flow runs were deleted: none of them is known to exist any more.
