@@ -82,11 +82,11 @@ pub(super) struct Taken {
 }
 
 /// What to do with a task-run write.
-pub(super) enum Route<T> {
+pub(super) enum Route<T, B = ()> {
     /// Answer now with this; queue a job for the run when `job` is true.
     Queue { answer: T, job: bool },
-    /// The run is not live here: run the write on the writer and wait for it.
-    Await,
+    /// The run is not live here: run the write on the writer and wait for it (with this back).
+    Await(B),
 }
 
 impl Tracked {
@@ -171,7 +171,7 @@ impl Live {
             });
         }
         let Some(siblings) = run.flow_run_id.and_then(|f| tracked.flow_runs.get_mut(&f)) else {
-            return Ok(Route::Await);
+            return Ok(Route::Await(()));
         };
         siblings.push(run.id);
         tracked.created.insert(run.id);
@@ -191,18 +191,19 @@ impl Live {
         })
     }
 
-    /// A compare-and-set on a live task run, decided here: `enter` moves the record into the
-    /// state and encodes it; it is only called when `expected` is the current state id.
-    /// Answers the current state on a conflict.
+    /// A compare-and-set on a live task run, decided here: `enter` moves the record into
+    /// `state` and encodes it; it is only called when `expected` is the current state id.
+    /// Answers the current state on a conflict; hands `state` back when the run is not live.
     pub(super) fn set_state(
         &self,
         id: Uuid,
         expected: Option<Uuid>,
-        enter: impl FnOnce(&mut TaskRun) -> Result<Encoded, StoreError>,
-    ) -> Result<Route<Result<(), Option<State>>>, StoreError> {
+        state: State,
+        enter: impl FnOnce(&mut TaskRun, State) -> Result<Encoded, StoreError>,
+    ) -> Result<Route<Result<(), Option<State>>, State>, StoreError> {
         let mut tracked = self.lock();
         let Some(run) = tracked.task_runs.get_mut(&id).filter(|r| !r.finished) else {
-            return Ok(Route::Await);
+            return Ok(Route::Await(state));
         };
         if run.record.state.as_ref().map(State::id) != expected {
             return Ok(Route::Queue {
@@ -210,7 +211,7 @@ impl Live {
                 job: false,
             });
         }
-        let encoded = enter(&mut run.record)?;
+        let encoded = enter(&mut run.record, state)?;
         run.states.push(encoded.state);
         run.cache.extend(encoded.cache);
         run.finished = run.record.state.as_ref().is_some_and(State::is_final);
@@ -311,7 +312,7 @@ mod tests {
         ));
         let running = State::running();
         let running_id = running.id();
-        let route = live.set_state(run.id, pending, enter(running)).unwrap();
+        let route = live.set_state(run.id, pending, running, enter).unwrap();
         assert!(matches!(
             route,
             Route::Queue {
@@ -326,7 +327,7 @@ mod tests {
         assert_eq!(taken.record.run_count, 1);
 
         let route = live
-            .set_state(run.id, Some(running_id), enter(State::completed()))
+            .set_state(run.id, Some(running_id), State::completed(), enter)
             .unwrap();
         assert!(matches!(
             route,

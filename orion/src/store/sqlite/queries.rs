@@ -150,7 +150,7 @@ impl Store for SqliteStore {
         match route {
             Err(e) => ready(Err(e)),
             Ok(Route::Queue { .. }) => self.answer_queued(self.queue(run.id).map(|()| run)),
-            Ok(Route::Await) => self.write(move |tx| {
+            Ok(Route::Await(())) => self.write(move |tx| {
                 let first = run.state.as_ref().map(json).transpose()?;
                 insert_task_run(tx, &mut run, &history(&first))?;
                 Ok(run)
@@ -172,10 +172,10 @@ impl Store for SqliteStore {
         expected: Option<Uuid>,
         state: State,
     ) -> StoreFuture<'_, SetState> {
-        let route = self.live.take_failure().and_then(|()| {
-            self.live
-                .set_state(id, expected, |run| enter_state(run, state.clone()))
-        });
+        let route = self
+            .live
+            .take_failure()
+            .and_then(|()| self.live.set_state(id, expected, state, enter_state));
         match route {
             Err(e) => ready(Err(e)),
             Ok(Route::Queue {
@@ -189,7 +189,9 @@ impl Store for SqliteStore {
                 let queued = if job { self.queue(id) } else { Ok(()) };
                 self.answer_queued(queued.map(|()| SetState::Written))
             }
-            Ok(Route::Await) => self.write(move |tx| set_state::<TaskRun>(tx, id, expected, state)),
+            Ok(Route::Await(state)) => {
+                self.write(move |tx| set_state::<TaskRun>(tx, id, expected, state))
+            }
         }
     }
 
