@@ -291,11 +291,7 @@ mod tests {
     use crate::state::State;
     use crate::store::TaskRun;
 
-    fn enter(
-        state: State,
-    ) -> impl FnOnce(&mut TaskRun) -> Result<super::Encoded, crate::store::StoreError> {
-        move |run| super::super::runs::enter_state(run, state)
-    }
+    use super::super::runs::enter_state as enter;
 
     #[test]
     fn writes_gather_into_one_job_until_the_writer_takes_them() {
@@ -342,9 +338,9 @@ mod tests {
         // Finished and taken: no longer live, so a later write is awaited.
         assert!(live.take(run.id).is_none());
         let late = live
-            .set_state(run.id, None, enter(State::running()))
+            .set_state(run.id, None, State::running(), enter)
             .unwrap();
-        assert!(matches!(late, Route::Await));
+        assert!(matches!(late, Route::Await(s) if s.is_running()));
     }
 
     #[tokio::test(start_paused = true)]
