@@ -1,9 +1,10 @@
 //! The writer: one thread and one connection that run every write, many per transaction.
 //!
-//! Writes queue up while a transaction commits; the next transaction takes all of them (each
-//! in its own savepoint, so one failing write does not undo the others) and commits them
-//! together. A write's future resolves only after the commit that holds it is on disk, so
-//! "done" means "durable", while concurrent writers share the cost of a commit.
+//! Writes queue up while a transaction commits; the next transaction takes all of them and
+//! commits them together. Each write is atomic on its own (a savepoint, or a single
+//! statement), so one failing write does not undo the others. An awaited write resolves only
+//! after the commit that holds it is on disk, so "done" means "durable", while concurrent
+//! writers share the cost of a commit.
 //!
 //! Two helper threads keep slow work off the writer. The sync thread makes commits durable:
 //! SQLite commits into its write-ahead log without waiting for the disk, then that thread
