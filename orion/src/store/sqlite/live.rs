@@ -157,12 +157,13 @@ impl Live {
         tracked.created.clear();
     }
 
-    /// A new task run, its first state prepared and encoded: live when its flow run is.
+    /// A new task run, its first state prepared and encoded: live when its flow run is
+    /// (otherwise the encoded state is handed back).
     pub(super) fn create(
         &self,
         run: &TaskRun,
         first: Option<String>,
-    ) -> Result<Route<()>, StoreError> {
+    ) -> Result<Route<(), Option<String>>, StoreError> {
         let mut tracked = self.lock();
         if tracked.created.contains(&run.id) || tracked.task_runs.contains_key(&run.id) {
             return Err(StoreError::AlreadyExists {
@@ -171,7 +172,7 @@ impl Live {
             });
         }
         let Some(siblings) = run.flow_run_id.and_then(|f| tracked.flow_runs.get_mut(&f)) else {
-            return Ok(Route::Await(()));
+            return Ok(Route::Await(first));
         };
         siblings.push(run.id);
         tracked.created.insert(run.id);

@@ -150,8 +150,7 @@ impl Store for SqliteStore {
         match route {
             Err(e) => ready(Err(e)),
             Ok(Route::Queue { .. }) => self.answer_queued(self.queue(run.id).map(|()| run)),
-            Ok(Route::Await(())) => self.write(move |tx| {
-                let first = run.state.as_ref().map(json).transpose()?;
+            Ok(Route::Await(first)) => self.write(move |tx| {
                 insert_task_run(tx, &mut run, &history(&first))?;
                 Ok(run)
             }),
