@@ -96,12 +96,15 @@ fn ready<'a, T: Send + 'a>(value: Result<T, StoreError>) -> StoreFuture<'a, T> {
 impl SqliteStore {
     /// Opens (creating it, and its directory, if needed) the database at `path` with every
     /// commit fsynced, and brings its schema up to date. A new file is readable by its owner
-    /// only.
+    /// only. The store runs three threads (writer, fsync, checkpoints), stopped when it is
+    /// dropped after every queued write has committed.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Backend`] for a file that is not a database, one written by a newer
-    /// orion, or one that cannot be opened or created.
+    /// [`StoreError::Backend`], saying why, for a file that is not a database or is another
+    /// program's, one written by a newer orion or whose tables do not match its schema version,
+    /// a read-only or unreadable file, and a directory where the file or SQLite's log cannot
+    /// be created. The file is never altered then.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(path, Durability::Full)
     }
