@@ -2,6 +2,9 @@
 //!
 //! `cargo bench -p benches --bench deployments`
 
+#[path = "support/workloads.rs"]
+mod workloads;
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use orion::deployment::DeploymentSpec;
 use orion::prelude::*;
@@ -26,11 +29,7 @@ fn specs(n: usize) -> Vec<DeploymentSpec> {
 
 fn deployments(c: &mut Criterion) {
     orion::logging::set_console_level(None);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = workloads::runtime();
     let mut group = c.benchmark_group("deployments");
     group.sample_size(20);
 

@@ -2,13 +2,12 @@
 //!
 //! `cargo bench -p benches --bench engine`
 
+#[path = "support/workloads.rs"]
+mod workloads;
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use orion::prelude::*;
-
-#[task]
-async fn add(x: u64, y: u64) -> u64 {
-    x + y
-}
+use workloads::{add, runtime, sequential, submitted};
 
 #[task(cache_key_fn = orion::task_input_hash)]
 async fn cached_add(x: u64, y: u64) -> u64 {
@@ -22,23 +21,6 @@ async fn one_task() -> u64 {
 
 #[flow]
 async fn empty_flow() {}
-
-#[flow]
-async fn sequential(n: u64) -> u64 {
-    let mut total = 0;
-    for i in 0..n {
-        total = add(total, i).await;
-    }
-    total
-}
-
-#[flow]
-async fn submitted(n: u64) -> u64 {
-    orion::gather(orion::map(0..n, |i| add(i, 1)))
-        .await
-        .into_iter()
-        .sum()
-}
 
 #[flow]
 async fn cache_hits(n: u64) -> u64 {
@@ -65,14 +47,6 @@ async fn nested() -> u64 {
         total += ten_tasks().await;
     }
     total
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn engine(c: &mut Criterion) {

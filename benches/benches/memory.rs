@@ -4,6 +4,9 @@
 //! `cargo bench -p benches --bench memory` (prints a table; not a criterion bench: it counts
 //! bytes, not time).
 
+#[path = "support/workloads.rs"]
+mod workloads;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
@@ -79,11 +82,7 @@ fn measure<F: std::future::IntoFuture>(
 
 fn main() {
     orion::logging::set_console_level(None);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = workloads::runtime();
     let n: u64 = std::env::var("ORION_MEMORY_N")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -2,33 +2,15 @@
 //!
 //! `cargo bench -p benches --bench sqlite`
 
+#[path = "support/workloads.rs"]
+mod workloads;
+
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use orion::prelude::*;
 use orion::store::SqliteStore;
-
-#[task]
-async fn add(x: u64, y: u64) -> u64 {
-    x + y
-}
-
-#[flow]
-async fn sequential(n: u64) -> u64 {
-    let mut total = 0;
-    for i in 0..n {
-        total = add(total, i).await;
-    }
-    total
-}
-
-#[flow]
-async fn submitted(n: u64) -> u64 {
-    orion::gather(orion::map(0..n, |i| add(i, 1)))
-        .await
-        .into_iter()
-        .sum()
-}
+use workloads::{runtime, sequential, submitted};
 
 /// A new database file, deleted with its folder when dropped.
 struct TempDb(std::path::PathBuf);
@@ -52,11 +34,7 @@ fn store() -> (TempDb, Orion) {
 
 fn sqlite(c: &mut Criterion) {
     orion::logging::set_console_level(None);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let mut group = c.benchmark_group("sqlite");
     group.sample_size(10);
     group.throughput(Throughput::Elements(1000));
