@@ -91,7 +91,7 @@ fn flow_run_rows(filter: &FlowRunFilter) -> Where {
     }
     w.and_in(
         "state_type",
-        filter.state_types.iter().map(|t| type_code(*t)),
+        filter.state_types.iter().map(|t| type_code(*t).to_owned()),
     );
     w.and_in("state_name", filter.state_names.iter().cloned());
     for tag in &filter.tags {
@@ -131,7 +131,7 @@ fn task_run_rows(filter: &TaskRunFilter) -> Where {
     }
     w.and_in(
         "state_type",
-        filter.state_types.iter().map(|t| type_code(*t)),
+        filter.state_types.iter().map(|t| type_code(*t).to_owned()),
     );
     if let Some(prefix) = filter.name_prefix.as_deref().filter(|p| !p.is_empty()) {
         w.and("name >= ?", [text(prefix)]);

@@ -136,9 +136,10 @@ impl Live {
         self.lock().task_runs.remove(&run);
     }
 
-    /// A flow run was stored in `state`: live until it finishes, taking its task runs along.
-    pub(super) fn flow_run_is(&self, id: Uuid, state: Option<&State>) {
-        if state.is_some_and(State::is_final) {
+    /// A flow run was stored, in a final state or not: live until it finishes, taking its task
+    /// runs along.
+    pub(super) fn flow_run_stored(&self, id: Uuid, finished: bool) {
+        if finished {
             self.flow_run_gone(id);
         } else {
             self.lock().flow_runs.entry(id).or_default();
@@ -298,7 +299,7 @@ mod tests {
     fn writes_gather_into_one_job_until_the_writer_takes_them() {
         let live = Live::default();
         let flow_run = crate::ids::new_id();
-        live.flow_run_is(flow_run, Some(&State::running()));
+        live.flow_run_stored(flow_run, false);
         let mut run = TaskRun::new("t", Arc::from("t"), 0);
         run.flow_run_id = Some(flow_run);
         run.state = Some(State::pending());

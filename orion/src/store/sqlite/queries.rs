@@ -84,7 +84,8 @@ impl Store for SqliteStore {
         });
         Box::pin(async move {
             let run = created.await?;
-            self.live.flow_run_is(run.id, run.state.as_ref());
+            self.live
+                .flow_run_stored(run.id, run.state.as_ref().is_some_and(State::is_final));
             Ok(run)
         })
     }
@@ -120,12 +121,12 @@ impl Store for SqliteStore {
         if let Err(e) = self.live.take_failure() {
             return Box::pin(std::future::ready(Err(e)));
         }
-        let entered = state.clone();
+        let finished = state.is_final();
         let written = self.write(move |tx| set_state::<FlowRun>(tx, id, expected, state));
         Box::pin(async move {
             let written = written.await;
             match &written {
-                Ok(SetState::Written) => self.live.flow_run_is(id, Some(&entered)),
+                Ok(SetState::Written) => self.live.flow_run_stored(id, finished),
                 // Finished or removed by another process: no longer live here.
                 Ok(SetState::Conflict {
                     current: Some(current),

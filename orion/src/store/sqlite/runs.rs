@@ -19,10 +19,24 @@ pub(super) fn first_state<R: RunTimes>(run: &mut R) -> Option<State> {
     Some(first)
 }
 
+/// The statement that writes a run over its row in `$table`; see [`update_run`]. The
+/// history is always our own compact array, so appending is text surgery, not a parse.
+macro_rules! update_sql {
+    ($table:literal) => {
+        concat!(
+            "UPDATE ",
+            $table,
+            " SET body = ?2, state_id = ?3, state_type = ?6, state_name = ?7, history = CASE history WHEN '[]' THEN '[' || ?5 || ']' ELSE substr(history, 1, length(history) - 1) || ',' || ?5 || ']' END WHERE id = ?1 AND state_id IS ?4"
+        )
+    };
+}
+
 /// A table of runs with their state history: flow runs or task runs.
 pub(super) trait RunTable: RunTimes + Serialize + DeserializeOwned {
     const TABLE: &'static str;
     const WHAT: &'static str;
+    /// Its [`update_sql`] statement, written out once (a write must not format it each time).
+    const UPDATE: &'static str;
     /// This kind of run's own bookkeeping on a state it enters; a cache entry to store with it.
     fn note(&mut self, _state: &State) -> Result<Option<(String, String)>, StoreError> {
         Ok(None)
@@ -32,11 +46,13 @@ pub(super) trait RunTable: RunTimes + Serialize + DeserializeOwned {
 impl RunTable for FlowRun {
     const TABLE: &'static str = "flow_runs";
     const WHAT: &'static str = "flow run";
+    const UPDATE: &'static str = update_sql!("flow_runs");
 }
 
 impl RunTable for TaskRun {
     const TABLE: &'static str = "task_runs";
     const WHAT: &'static str = "task run";
+    const UPDATE: &'static str = update_sql!("task_runs");
     /// Remembers the cache key; a Completed state with data is also the cache entry.
     fn note(&mut self, state: &State) -> Result<Option<(String, String)>, StoreError> {
         let Some(key) = &state.details().cache_key else {
@@ -73,7 +89,7 @@ pub(super) fn enter_state<R: RunTable>(run: &mut R, state: State) -> Result<Enco
 /// A run's current state as its columns keep it: id, type (as in the JSON) and name.
 pub(super) struct StateColumns {
     pub(super) id: Option<String>,
-    pub(super) kind: Option<String>,
+    pub(super) kind: Option<&'static str>,
     pub(super) name: Option<String>,
 }
 
@@ -88,8 +104,19 @@ pub(super) fn state_columns<R: RunTable>(run: &mut R) -> StateColumns {
 }
 
 /// A state type as stored (the JSON spelling, `"COMPLETED"`).
-pub(super) fn type_code(kind: crate::state::StateType) -> String {
-    kind.name().to_ascii_uppercase()
+pub(super) const fn type_code(kind: crate::state::StateType) -> &'static str {
+    use crate::state::StateType as T;
+    match kind {
+        T::Scheduled => "SCHEDULED",
+        T::Pending => "PENDING",
+        T::Running => "RUNNING",
+        T::Completed => "COMPLETED",
+        T::Failed => "FAILED",
+        T::Cancelled => "CANCELLED",
+        T::Crashed => "CRASHED",
+        T::Paused => "PAUSED",
+        T::Cancelling => "CANCELLING",
+    }
 }
 
 /// A run's history as stored: a JSON array of the encoded states.
@@ -114,16 +141,11 @@ pub(super) fn update_run<R: RunTable>(
     expected: Option<Uuid>,
     states: &str,
 ) -> Result<bool, StoreError> {
-    // The history is always our own compact array, so appending is text surgery, not a parse.
-    let update = format!(
-        "UPDATE {} SET body = ?2, state_id = ?3, state_type = ?6, state_name = ?7, history = CASE history WHEN '[]' THEN '[' || ?5 || ']' ELSE substr(history, 1, length(history) - 1) || ',' || ?5 || ']' END WHERE id = ?1 AND state_id IS ?4",
-        R::TABLE
-    );
     let expected = expected.map(|e| e.to_string());
     let body = json(run)?;
     let state = state_columns(run);
     let params = params![id, body, state.id, expected, states, state.kind, state.name];
-    Ok(exec(conn, &update, params)? > 0)
+    Ok(exec(conn, R::UPDATE, params)? > 0)
 }
 
 /// Stores cache entries made by Completed states.
@@ -171,4 +193,18 @@ pub(super) fn set_state<R: RunTable>(
     update_run(conn, &mut run, &id.to_string(), expected, &entered.state)?;
     store_cache(conn, &entered.cache)?;
     Ok(SetState::Written)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn type_codes_are_the_json_spelling() {
+        for kind in crate::state::StateType::ALL {
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                super::type_code(kind),
+                "{kind:?}"
+            );
+        }
+    }
 }
