@@ -74,7 +74,7 @@ impl Store for SqliteStore {
                     nanos(run.created),
                     run.expected_start_time.and_then(nanos),
                     run.work_queue_name,
-                    history(&first.as_ref().map(json).transpose()?)
+                    history(first.as_ref().map(json).transpose()?.as_slice())
                 ],
             )?;
             for tag in &run.tags {
@@ -152,7 +152,7 @@ impl Store for SqliteStore {
             Err(e) => ready(Err(e)),
             Ok(Route::Queue { .. }) => self.answer_queued(self.queue(run.id).map(|()| run)),
             Ok(Route::Await(first)) => self.write(move |tx| {
-                insert_task_run(tx, &mut run, &history(&first))?;
+                insert_task_run(tx, &mut run, &history(first.as_slice()))?;
                 Ok(run)
             }),
         }

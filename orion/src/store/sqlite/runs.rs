@@ -120,16 +120,8 @@ pub(super) const fn type_code(kind: crate::state::StateType) -> &'static str {
 }
 
 /// A run's history as stored: a JSON array of the encoded states.
-pub(super) fn history<'a>(states: impl IntoIterator<Item = &'a String>) -> String {
-    let mut out = String::from("[");
-    for (i, state) in states.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(state);
-    }
-    out.push(']');
-    out
+pub(super) fn history(states: &[String]) -> String {
+    format!("[{}]", states.join(","))
 }
 
 /// Writes `run` over its row, appending `states` (encoded, comma-separated) to its history,

@@ -87,13 +87,7 @@ pub(super) fn run(
     let (kick, kicked) = std::sync::mpsc::sync_channel::<()>(1);
     let checkpointer = std::thread::Builder::new()
         .name("orion-sqlite-checkpoint".into())
-        .spawn(move || {
-            while kicked.recv().is_ok() {
-                // PASSIVE never waits for the writer; a busy or failed one is retried next time.
-                let _ = checkpoints.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                std::thread::sleep(CHECKPOINT_EVERY);
-            }
-        });
+        .spawn(move || checkpoint_loop(&checkpoints, &kicked));
     let (to_sync, syncing) = std::sync::mpsc::channel::<Committed>();
     let syncer = wal.map(|wal| {
         std::thread::Builder::new()
@@ -152,6 +146,29 @@ fn transaction(conn: &mut Connection, first: Job, jobs: &Receiver<Job>) -> Vec<D
         .chain(jobs.try_iter().take(BATCH - 1))
         .map(|job| job(Some(&mut *conn)))
         .collect()
+}
+
+/// The checkpoint thread's loop: after a commit, copies the log into the database, at most
+/// once per [`CHECKPOINT_EVERY`]; ends at once when the writer does.
+fn checkpoint_loop(conn: &Connection, kicked: &Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut kicked_meanwhile = false;
+    loop {
+        if !kicked_meanwhile && kicked.recv().is_err() {
+            return;
+        }
+        // PASSIVE never waits for the writer; a busy or failed one is retried next time.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        kicked_meanwhile = false;
+        let until = std::time::Instant::now() + CHECKPOINT_EVERY;
+        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+            match kicked.recv_timeout(left) {
+                Ok(()) => kicked_meanwhile = true,
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
 }
 
 /// The sync thread's loop: one fsync of the log for every commit that arrived meanwhile.
