@@ -65,23 +65,28 @@ async fn a_spec_applies_reads_back_and_executes() {
     assert_eq!(names, ["Scheduled", "Pending", "Running", "Completed"]);
 }
 
+/// A run of `d`'s first schedule at `at`, as a scheduler would create it.
+async fn scheduled_run(
+    client: &orion::OrionClient,
+    d: &orion::store::Deployment,
+    at: jiff::Timestamp,
+) -> orion::store::FlowRun {
+    let options = DeploymentRunOptions::new()
+        .schedule_index(0)
+        .scheduled_time(at);
+    client
+        .create_flow_run_from_deployment(d, Some(options))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn applying_again_updates_and_drops_only_future_auto_scheduled_runs() {
     let harness = TestHarness::new();
     let client = harness.client();
     let d = spec().apply(client).await.unwrap();
     let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
-    let auto = client
-        .create_flow_run_from_deployment(
-            &d,
-            Some(
-                DeploymentRunOptions::new()
-                    .schedule_index(0)
-                    .scheduled_time(later),
-            ),
-        )
-        .await
-        .unwrap();
+    let auto = scheduled_run(client, &d, later).await;
     assert!(auto.auto_scheduled);
     let manual = client
         .create_flow_run_from_deployment(&d, None)
@@ -185,17 +190,7 @@ async fn pause_resume_and_delete() {
     let client = harness.client();
     let d = spec().apply(client).await.unwrap();
     let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2);
-    let auto = client
-        .create_flow_run_from_deployment(
-            &d,
-            Some(
-                DeploymentRunOptions::new()
-                    .schedule_index(0)
-                    .scheduled_time(later),
-            ),
-        )
-        .await
-        .unwrap();
+    let auto = scheduled_run(client, &d, later).await;
     assert!(client.pause_deployment(d.id).await.unwrap().paused);
     assert!(client.read_flow_run(auto.id).await.unwrap().is_none());
     assert!(!client.resume_deployment(d.id).await.unwrap().paused);
