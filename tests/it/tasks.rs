@@ -455,3 +455,61 @@ async fn results_are_not_kept_once_consumed() {
     );
     assert_eq!(report.task_runs.len(), 100);
 }
+
+mod users {
+    use orion::prelude::*;
+
+    #[task(cache_key_fn = orion::task_input_hash)]
+    pub(crate) async fn lookup_name(id: u32) -> String {
+        format!("user {id}")
+    }
+}
+
+mod orders {
+    use orion::prelude::*;
+
+    // Same task name as `users::lookup_name`, another function and another return type.
+    #[task(name = "lookup_name", cache_key_fn = orion::task_input_hash)]
+    pub(crate) async fn lookup_name(id: u32) -> u64 {
+        u64::from(id) * 100
+    }
+}
+
+#[tokio::test]
+async fn tasks_with_the_same_name_never_share_cached_results() {
+    let harness = TestHarness::new();
+    assert_eq!(harness.scope(users::lookup_name(1)).await, "user 1");
+    let other = harness.scope(orders::lookup_name(1).return_state()).await;
+    assert_eq!(
+        other.name(),
+        "Completed",
+        "another task's cache entry was used"
+    );
+    assert_eq!(other.data(), Some(&100));
+    // Each task still hits its own entry.
+    let again = harness.scope(users::lookup_name(1).return_state()).await;
+    assert_eq!(again.name(), "Cached");
+    assert_eq!(again.data().map(String::as_str), Some("user 1"));
+    let again = harness.scope(orders::lookup_name(1).return_state()).await;
+    assert_eq!(again.name(), "Cached");
+    assert_eq!(again.data(), Some(&100));
+}
+
+#[task]
+async fn key_of_context() -> String {
+    orion::task_run_context().unwrap().task_key().to_owned()
+}
+
+#[tokio::test]
+async fn the_run_context_gives_the_task_key_that_names_its_runs() {
+    let harness = TestHarness::new();
+    let key = harness.scope(key_of_context()).await;
+    let runs = harness
+        .client()
+        .read_task_runs(&TaskRunFilter::new())
+        .await
+        .unwrap();
+    assert_eq!(&*runs[0].task_key, key);
+    assert!(runs[0].name.starts_with(&key));
+    assert!(key.starts_with("key_of_context-"));
+}

@@ -4,8 +4,10 @@ use serde_json::{Map, Value};
 
 use super::context::TaskRunContext;
 
-/// The standard cache key function: the task's name and its inputs, hashed. Calls of the same
-/// task with equal inputs share a cached result (Prefect's `task_input_hash`).
+/// The standard cache key function: the task's identity ([`TaskRunContext::task_key`]: its
+/// name and where it is defined) and its inputs, hashed. Calls of the same task with equal
+/// inputs share a cached result (Prefect's `task_input_hash`); two different tasks never do,
+/// even when they have the same name.
 ///
 /// Returns `None` (no caching) when the inputs cannot be serialized.
 ///
@@ -22,15 +24,15 @@ pub fn task_input_hash(ctx: &TaskRunContext, inputs: &Map<String, Value>) -> Opt
     let text = serde_json::to_string(inputs).ok()?;
     let a = fnv1a64(
         0xcbf2_9ce4_8422_2325,
-        ctx.task_name().as_bytes(),
+        ctx.task_key().as_bytes(),
         text.as_bytes(),
     );
     let b = fnv1a64(
         0x6c62_272e_07bb_0142,
-        ctx.task_name().as_bytes(),
+        ctx.task_key().as_bytes(),
         text.as_bytes(),
     );
-    Some(format!("{}-{a:016x}{b:016x}", ctx.task_name()))
+    Some(format!("{}-{a:016x}{b:016x}", ctx.task_key()))
 }
 
 fn fnv1a64(offset: u64, name: &[u8], text: &[u8]) -> u64 {

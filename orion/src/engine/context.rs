@@ -62,6 +62,7 @@ pub struct TaskRunContext {
     pub(crate) id: Uuid,
     pub(crate) name: String,
     pub(crate) task_name: &'static str,
+    pub(crate) task_key: Arc<str>,
     pub(crate) flow_run_id: Option<Uuid>,
     pub(crate) run_count: u32,
 }
@@ -78,6 +79,13 @@ impl TaskRunContext {
     /// The task's name.
     pub fn task_name(&self) -> &'static str {
         self.task_name
+    }
+    /// The task's identity, `"{name}-{8 hex}"`: its name and a stable hash of where the
+    /// function is defined, so two different functions with the same name have different
+    /// keys. Task-run names start with it; a cache key function should include it so that
+    /// another task's cached result is never taken.
+    pub fn task_key(&self) -> &str {
+        &self.task_key
     }
     /// The flow run it runs in, if any.
     pub fn flow_run_id(&self) -> Option<Uuid> {

@@ -99,6 +99,7 @@ pub(crate) async fn run<R: Send + 'static>(
         id: record.id,
         name: record.name,
         task_name: spec.name,
+        task_key: task_key.clone(),
         flow_run_id: record.flow_run_id,
         run_count: 0,
     };
