@@ -91,3 +91,37 @@ fn log_levels_parse_from_their_names_and_refuse_others() {
         "unknown log level \"LOUD\": expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
     );
 }
+
+#[task]
+fn traced_sync(label: String) {
+    tracing::info!("sync task of {label}");
+}
+
+#[flow]
+async fn traced_by(label: String) {
+    tracing::info!("flow of {label}");
+    traced_sync(label).await;
+}
+
+#[tokio::test]
+async fn each_scoped_subscriber_gets_the_events_emitted_where_it_is_the_default() {
+    use crate::recorder::Recorder;
+    // The usual pattern of a test suite: one subscriber per test, set for its scope.
+    let (first, second) = (Recorder::default(), Recorder::default());
+    {
+        let _guard = tracing::subscriber::set_default(first.clone());
+        TestHarness::new()
+            .run(traced_by("one".into()))
+            .await
+            .unwrap();
+    }
+    {
+        let _guard = tracing::subscriber::set_default(second.clone());
+        TestHarness::new()
+            .run(traced_by("two".into()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(first.messages(), ["flow of one", "sync task of one"]);
+    assert_eq!(second.messages(), ["flow of two", "sync task of two"]);
+}

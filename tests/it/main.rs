@@ -1,5 +1,7 @@
 //! Integration tests of orion through its public API.
 
+#[path = "../support/recorder.rs"]
+mod recorder;
 #[path = "../support/temp.rs"]
 mod temp;
 

@@ -250,15 +250,14 @@ pub(crate) fn in_run() -> bool {
 }
 
 /// Runs `fut` as part of `ctx`, with run-log capture of `tracing` events.
-pub(crate) fn scope<F: Future>(ctx: RunCtx, fut: F) -> impl Future<Output = F::Output> {
-    use tracing::instrument::WithSubscriber;
-    CURRENT
-        .scope(ctx, fut)
-        .with_subscriber(logging::capture_dispatch().clone())
+pub(crate) fn scope<F: Future + Unpin>(ctx: RunCtx, fut: F) -> impl Future<Output = F::Output> {
+    CURRENT.scope(ctx, logging::Captured(fut))
 }
 
-/// Runs the synchronous `f` as part of `ctx` on this thread.
-pub(crate) fn sync_scope<T>(ctx: RunCtx, f: impl FnOnce() -> T) -> T {
+/// Runs the synchronous `f` as part of `ctx` on this thread, with run-log capture of
+/// `tracing` events; other events go on to `outer` (the default where the run was started,
+/// see [`logging::outer_default`]).
+pub(crate) fn sync_scope<T>(ctx: RunCtx, outer: tracing::Dispatch, f: impl FnOnce() -> T) -> T {
     struct Reset(Option<RunCtx>);
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -268,7 +267,7 @@ pub(crate) fn sync_scope<T>(ctx: RunCtx, f: impl FnOnce() -> T) -> T {
     }
     let previous = SYNC_CURRENT.with(|c| c.borrow_mut().replace(ctx));
     let _reset = Reset(previous);
-    tracing::dispatcher::with_default(logging::capture_dispatch(), f)
+    logging::with_capture(outer, f)
 }
 
 /// The context of the flow run executing now, if any.

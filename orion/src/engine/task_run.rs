@@ -340,7 +340,10 @@ async fn execute<R: Send + 'static>(
             }
             Body::Blocking(make) => {
                 let thunk = make(last);
-                match tokio::task::spawn_blocking(move || context::sync_scope(ctx, thunk)).await {
+                let outer = crate::logging::outer_default();
+                match tokio::task::spawn_blocking(move || context::sync_scope(ctx, outer, thunk))
+                    .await
+                {
                     Ok(v) => Ok(v),
                     Err(e) if e.is_panic() => Err(Failure::Panic(e.into_panic())),
                     Err(_) => Err(Failure::Cancelled),

@@ -21,7 +21,7 @@ mod settings;
 
 pub use crate::store::LogLevel;
 pub(crate) use buffer::{FLUSH_AT, LogBuffer};
-pub(crate) use capture::dispatch as capture_dispatch;
+pub(crate) use capture::{Captured, outer_default, with_capture};
 pub use console::format_line;
 pub(crate) use console::print;
 pub use run_logger::{RunLogger, get_run_logger};
