@@ -260,7 +260,16 @@ fn task(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
             let ty = &p.ty;
             quote_spanned!(ty.span()=> ::orion::__private::cache_input::<#ty>();)
         }));
-        checks.push(quote_spanned!(ret.span()=> ::orion::__private::cache_output::<#ret>();));
+        // Only successes are cached: a task returning `Result<T, E>` needs only `T` to serialize.
+        let (cached, codec) = if is_result(&ret) {
+            (
+                quote!(<#ret as ::orion::__private::OkType>::Ok),
+                quote!(::orion::__private::result_codec::<#ret, _>()),
+            )
+        } else {
+            (quote!(#ret), quote!(::orion::__private::codec::<#ret>()))
+        };
+        checks.push(quote_spanned!(ret.span()=> ::orion::__private::cache_output::<#cached>();));
         let inserts = params.iter().map(|p| {
             let ident = &p.ident;
             let key = ident.to_string();
@@ -277,7 +286,7 @@ fn task(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
                 #(#inserts)*
                 __orion_map
             })),
-            quote!(::core::option::Option::Some(::orion::__private::codec::<#ret>())),
+            quote!(::core::option::Option::Some(#codec)),
         )
     } else {
         (
@@ -446,8 +455,8 @@ fn flow(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
             #(#takes)*
             ::orion::__private::reject_unknown(#name, &__orion_params, &[#(#keys),*])?;
             #[allow(unused_imports)]
-            use ::orion::__private::{EncodeValue as _, NoEncodeValue as _};
-            let __orion_encode = (&::orion::__private::Probe::<#ret>::new()).encoder();
+            use ::orion::__private::{EncodeOk as _, EncodeValue as _, NoEncodeValue as _};
+            let __orion_encode = (&&::orion::__private::Probe::<#ret>::new()).encoder();
             ::core::result::Result::Ok(::orion::__private::registry_run(__orion_runtime, #fn_name(#(#idents),*), __orion_encode, __orion_adopt))
         }
 

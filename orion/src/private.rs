@@ -101,6 +101,50 @@ pub fn codec<R: CacheOutput>() -> Codec<R> {
     }
 }
 
+/// The `T` of a `Result<T, E>` (whatever alias spells it: `anyhow::Result<T>`, `io::Result<T>`).
+pub trait OkType {
+    /// `T`.
+    type Ok;
+}
+impl<T, E> OkType for Result<T, E> {
+    type Ok = T;
+}
+
+/// The codec for the cached result of a task returning `Result<T, E>`: only successes are
+/// cached, so only `T` is stored, and a hit is returned as `Ok`.
+pub fn result_codec<R: OkType<Ok = T> + From<Ok<T>>, T: CacheOutput>() -> Codec<R>
+where
+    R: IntoOk<T>,
+{
+    Codec {
+        encode: |r| match r.ok_ref() {
+            Some(v) => serde_json::to_value(v),
+            None => Err(serde::ser::Error::custom("a failed result is not cached")),
+        },
+        decode: |v| serde_json::from_value::<T>(v).map(|v| R::from(Ok(v))),
+    }
+}
+
+/// A success, to build a `Result` of any error type from.
+pub struct Ok<T>(pub T);
+
+impl<T, E> From<Ok<T>> for Result<T, E> {
+    fn from(ok: Ok<T>) -> Self {
+        Result::Ok(ok.0)
+    }
+}
+
+/// Borrows the success of a `Result`.
+pub trait IntoOk<T> {
+    /// The success, if it is one.
+    fn ok_ref(&self) -> Option<&T>;
+}
+impl<T, E> IntoOk<T> for Result<T, E> {
+    fn ok_ref(&self) -> Option<&T> {
+        self.as_ref().ok()
+    }
+}
+
 /// Picks, for a concrete return type, whether a run without a value can be returned as `Err`.
 /// Used as `(&Probe::<R>::new()).from_error()`: the first impl applies when `R` is a
 /// `Result` whose error converts from [`Error`], the second otherwise.
@@ -133,12 +177,25 @@ pub trait NoErrFromOrion<R> {
 }
 impl<R> NoErrFromOrion<R> for &Probe<R> {}
 
-/// Specialized: the value serializes, so it is carried as state data in the registry path.
+/// How the registry path carries a flow's return value as state data, picked per return type
+/// by `(&&Probe::<R>::new()).encoder()`: a `Result<T, E>` whose `T` serializes carries `T`
+/// (its `Ok` value; an `Err` is a Failed state without data), any other serializable value
+/// carries itself, and anything else carries nothing.
+pub trait EncodeOk<R> {
+    /// The encoder.
+    fn encoder(&self) -> Option<fn(&R) -> Option<serde_json::Value>>;
+}
+impl<T: serde::Serialize, E> EncodeOk<Result<T, E>> for &Probe<Result<T, E>> {
+    fn encoder(&self) -> Option<fn(&Result<T, E>) -> Option<serde_json::Value>> {
+        Some(|r| r.as_ref().ok().and_then(|v| serde_json::to_value(v).ok()))
+    }
+}
+/// Second choice: the value serializes.
 pub trait EncodeValue<R> {
     /// The encoder.
     fn encoder(&self) -> Option<fn(&R) -> Option<serde_json::Value>>;
 }
-impl<R: serde::Serialize> EncodeValue<R> for Probe<R> {
+impl<R: serde::Serialize> EncodeValue<R> for &&Probe<R> {
     fn encoder(&self) -> Option<fn(&R) -> Option<serde_json::Value>> {
         Some(|r| serde_json::to_value(r).ok())
     }
@@ -150,7 +207,7 @@ pub trait NoEncodeValue<R> {
         None
     }
 }
-impl<R> NoEncodeValue<R> for &Probe<R> {}
+impl<R> NoEncodeValue<R> for Probe<R> {}
 
 /// Runs a flow call for the registry and converts its state to JSON data.
 pub fn registry_run<R: Send + 'static, M: 'static>(

@@ -122,3 +122,43 @@ async fn results_that_do_not_serialize_complete_without_data() {
         .await;
     assert!(null.is_ok(), "null means no parameters");
 }
+
+#[flow(name = "registry-count-anyhow")]
+async fn registry_count_anyhow(words: Vec<String>) -> anyhow::Result<usize> {
+    anyhow::ensure!(!words.is_empty(), "no words to count");
+    Ok(words.len())
+}
+
+#[flow(name = "registry-double")]
+async fn registry_double(x: u32) -> Result<u32, String> {
+    if x == 0 {
+        return Err("zero".into());
+    }
+    Ok(x * 2)
+}
+
+#[tokio::test]
+async fn a_flow_returning_result_carries_its_ok_value_when_run_by_name() {
+    let orion = Orion::memory();
+    let count = registry::require("registry-count-anyhow").unwrap();
+    let state = count
+        .run(&orion, json!({"words": ["a", "b"]}))
+        .await
+        .unwrap();
+    assert_eq!(state.to_string(), "Completed(None)");
+    assert_eq!(state.data(), Some(&json!(2)));
+    let failed = count.run(&orion, json!({"words": []})).await.unwrap();
+    assert_eq!(failed.to_string(), "Failed('no words to count')");
+    assert_eq!(failed.data(), None);
+
+    let double = registry::require("registry-double").unwrap();
+    let state = double.run(&orion, json!({"x": 7})).await.unwrap();
+    assert_eq!(
+        state.data(),
+        Some(&json!(14)),
+        "the value, not {{\"Ok\": 14}}"
+    );
+    let failed = double.run(&orion, json!({"x": 0})).await.unwrap();
+    assert_eq!(failed.to_string(), "Failed('zero')");
+    assert_eq!(failed.data(), None);
+}

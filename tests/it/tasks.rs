@@ -513,3 +513,28 @@ async fn the_run_context_gives_the_task_key_that_names_its_runs() {
     assert!(runs[0].name.starts_with(&key));
     assert!(key.starts_with("key_of_context-"));
 }
+
+static PARSES: AtomicU32 = AtomicU32::new(0);
+
+/// Not `Serialize` as a whole (anyhow's error is not), yet cacheable: only successes are kept.
+#[task(cache_key_fn = orion::task_input_hash)]
+async fn parse_number(text: String) -> anyhow::Result<u64> {
+    PARSES.fetch_add(1, Ordering::SeqCst);
+    Ok(text.trim().parse()?)
+}
+
+#[tokio::test]
+async fn a_task_returning_anyhow_result_caches_its_successes_only() {
+    let harness = TestHarness::new();
+    assert_eq!(harness.scope(parse_number("42".into())).await.unwrap(), 42);
+    let hit = harness
+        .scope(parse_number("42".into()).return_state())
+        .await;
+    assert_eq!(hit.name(), "Cached");
+    assert_eq!(hit.into_data().map(|r| r.unwrap()), Some(42));
+    assert_eq!(PARSES.load(Ordering::SeqCst), 1);
+    // A failure is not cached: the next call runs the body again.
+    assert!(harness.scope(parse_number("x".into())).await.is_err());
+    assert!(harness.scope(parse_number("x".into())).await.is_err());
+    assert_eq!(PARSES.load(Ordering::SeqCst), 3);
+}
