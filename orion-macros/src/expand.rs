@@ -196,7 +196,14 @@ fn verdict(ret: &Type) -> TokenStream {
         quote! {
             |__orion_r: &#ret| match __orion_r {
                 ::core::result::Result::Ok(__orion_v) => ::orion::__private::Verdict::of(__orion_v),
-                ::core::result::Result::Err(__orion_e) => ::orion::__private::Verdict::Err(::std::string::ToString::to_string(__orion_e)),
+                ::core::result::Result::Err(__orion_e) => {
+                    #[allow(unused_imports)]
+                    use ::orion::__private::{DisplayChain as _, ErrorChain as _};
+                    ::orion::__private::Verdict::Err {
+                        message: ::std::string::ToString::to_string(__orion_e),
+                        chain: __orion_e.error_chain(),
+                    }
+                }
             }
         }
     } else {

@@ -105,7 +105,7 @@ pub fn flow(args: TokenStream, item: TokenStream) -> TokenStream {
 ///         Box::pin(inner(url))
 ///     }));
 ///     // how a return value counts: Err(e) → Failed(e.to_string())
-///     TaskCall::new(&SPEC, body, |r| match r { Ok(_) => Verdict::Value, Err(e) => Verdict::Err(e.to_string()) })
+///     TaskCall::new(&SPEC, body, |r| match r { Ok(_) => Verdict::Value, Err(e) => Verdict::Err { message: e.to_string(), chain: format!("{e:#}") } })
 /// }
 /// ```
 ///

@@ -112,9 +112,10 @@ impl<T, E> OkType for Result<T, E> {
 
 /// The codec for the cached result of a task returning `Result<T, E>`: only successes are
 /// cached, so only `T` is stored, and a hit is returned as `Ok`.
-pub fn result_codec<R: OkType<Ok = T> + From<Ok<T>>, T: CacheOutput>() -> Codec<R>
+pub fn result_codec<R, T>() -> Codec<R>
 where
-    R: IntoOk<T>,
+    R: OkType<Ok = T> + From<Ok<T>> + IntoOk<T>,
+    T: CacheOutput,
 {
     Codec {
         encode: |r| match r.ok_ref() {
@@ -222,6 +223,39 @@ pub fn registry_run<R: Send + 'static, M: 'static>(
         let state = call.return_state().await;
         state.map_data(|data| data.and_then(|d| encode.and_then(|f| f(&d))))
     })
+}
+
+/// An error with its causes, for a run's error log line: `(&e).error_chain()` picks
+/// [`ErrorChain`] for a `std::error::Error` (its `source()` chain) and [`DisplayChain`]
+/// otherwise (`{:#}`, which is how `anyhow::Error` prints its context chain).
+pub trait ErrorChain {
+    /// `outer: inner: root`.
+    fn error_chain(&self) -> String;
+}
+impl<E: std::error::Error> ErrorChain for E {
+    fn error_chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = self.source();
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.ends_with(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        text
+    }
+}
+/// Fallback of [`ErrorChain`]: the alternate `Display`.
+pub trait DisplayChain {
+    /// `{:#}`.
+    fn error_chain(&self) -> String;
+}
+impl<E: std::fmt::Display> DisplayChain for &E {
+    fn error_chain(&self) -> String {
+        format!("{self:#}")
+    }
 }
 
 /// Names a flow at the type level: implemented by the marker type `#[flow]` generates, so a

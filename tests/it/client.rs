@@ -84,6 +84,7 @@ async fn runs_are_filtered_by_flow_state_and_time() {
     assert_eq!(
         messages,
         [
+            "Task run failed with error: step failed",
             "Finished in state Failed('step failed')",
             "Finished in state Failed('1/1 states failed.')"
         ]

@@ -125,3 +125,105 @@ async fn each_scoped_subscriber_gets_the_events_emitted_where_it_is_the_default(
     assert_eq!(first.messages(), ["flow of one", "sync task of one"]);
     assert_eq!(second.messages(), ["flow of two", "sync task of two"]);
 }
+
+#[derive(Debug)]
+struct Root;
+impl std::fmt::Display for Root {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("disk full")
+    }
+}
+impl std::error::Error for Root {}
+
+#[derive(Debug)]
+struct SaveError(Root);
+impl std::fmt::Display for SaveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("could not save report")
+    }
+}
+impl std::error::Error for SaveError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[task]
+async fn save() -> Result<(), SaveError> {
+    Err(SaveError(Root))
+}
+
+#[task(retries = 1)]
+async fn fetch_config() -> anyhow::Result<u32> {
+    use anyhow::Context as _;
+    let n: u32 = "x".parse().context("reading config.toml")?;
+    Ok(n)
+}
+
+#[task]
+fn crunch() -> u32 {
+    let v: Vec<u32> = Vec::new();
+    v[3]
+}
+
+#[flow]
+async fn failing_in_three_ways() {
+    let _ = save().return_state().await;
+    let _ = fetch_config().return_state().await;
+    let _ = crunch().return_state().await;
+}
+
+#[flow]
+async fn flow_panics() {
+    panic!("flow body gave up");
+}
+
+fn errors_of(report: &orion::testing::FlowRunReport<()>, level: LogLevel) -> Vec<String> {
+    report
+        .logs
+        .iter()
+        .filter(|l| l.level == level && l.message.contains("failed with error"))
+        .map(|l| l.message.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_failed_run_stores_an_error_line_naming_the_error_and_where_it_panicked() {
+    let report = TestHarness::new()
+        .run(failing_in_three_ways())
+        .await
+        .unwrap();
+    let errors = errors_of(&report, LogLevel::Error);
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert_eq!(
+        errors[0],
+        "Task run failed with error: could not save report: disk full"
+    );
+    assert_eq!(
+        errors[1],
+        "Task run failed with error: reading config.toml: invalid digit found in string \
+         - Retries are exhausted"
+    );
+    let here = file!();
+    assert!(
+        errors[2].starts_with(&format!("Task run failed with error: panicked at {here}:")),
+        "{}",
+        errors[2]
+    );
+    assert!(errors[2].ends_with("index out of bounds: the len is 0 but the index is 3"));
+    // The retry in between is INFO, as in Prefect.
+    let retries = errors_of(&report, LogLevel::Info);
+    assert_eq!(
+        retries,
+        [
+            "Task run failed with error: reading config.toml: invalid digit found in string \
+          - Retry 1/1 will start 0 second(s) from now"
+        ]
+    );
+
+    let report = TestHarness::new().run(flow_panics()).await.unwrap();
+    let errors = errors_of(&report, LogLevel::Error);
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].starts_with(&format!("Flow run failed with error: panicked at {here}:")));
+    assert!(errors[0].ends_with(": flow body gave up"));
+}

@@ -237,9 +237,13 @@ async fn a_failing_task_is_retried_after_its_delay_until_it_succeeds() {
         .unwrap();
     assert_eq!(
         retry_line.message,
-        "Task run failed with error: HTTP 503 - Retry 1/2 will start in 100 second(s)"
+        "Task run failed with error: HTTP 503 - Retry 1/2 will start 100 second(s) from now"
     );
-    assert_eq!(retry_line.level, orion::store::LogLevel::Warning);
+    assert_eq!(
+        retry_line.level,
+        orion::store::LogLevel::Info,
+        "Prefect's level"
+    );
 }
 
 #[task(retries = 3, retry_delay_seconds = [1, 10, 100])]

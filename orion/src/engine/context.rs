@@ -104,6 +104,8 @@ pub(crate) struct FlowRunCtx {
     pub(crate) runner: RunnerHandle,
     pub(crate) children: Arc<Children>,
     counters: Mutex<Vec<(usize, u32)>>,
+    /// Where the flow body last panicked, noted by the panic hook.
+    pub(crate) panic_at: PanicAt,
 }
 
 pub(crate) struct TaskRunCtx {
@@ -111,6 +113,19 @@ pub(crate) struct TaskRunCtx {
     pub(crate) flow: Option<Arc<FlowRunCtx>>,
     pub(crate) info: TaskRunContext,
     pub(crate) source: String,
+    /// Where the task body panicked, noted by the panic hook.
+    pub(crate) panic_at: PanicAt,
+}
+
+/// The location of a run body's last panic.
+#[derive(Default)]
+pub(crate) struct PanicAt(Mutex<Option<String>>);
+
+impl PanicAt {
+    /// Takes the noted location.
+    pub(crate) fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 impl FlowRunCtx {
@@ -122,6 +137,7 @@ impl FlowRunCtx {
             runner: RunnerHandle::new(runner),
             children: Arc::default(),
             counters: Mutex::new(Vec::new()),
+            panic_at: PanicAt::default(),
         }
     }
 
@@ -154,6 +170,18 @@ impl FlowRunCtx {
 }
 
 impl RunCtx {
+    /// Notes where this run's body panicked (called by the panic hook).
+    pub(crate) fn note_panic(&self, location: Option<String>) {
+        let at = match self {
+            RunCtx::Flow(f) => &f.panic_at,
+            RunCtx::Task(t) => &t.panic_at,
+        };
+        // `try_lock`: a panic while the slot is held must not deadlock the hook.
+        if let Ok(mut slot) = at.0.try_lock() {
+            *slot = location;
+        }
+    }
+
     pub(crate) fn orion(&self) -> &Orion {
         match self {
             RunCtx::Flow(f) => &f.orion,

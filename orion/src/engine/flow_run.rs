@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::context::{self, FlowRunContext, FlowRunCtx, RunCtx};
 use super::flow_call::FlowCall;
-use super::outcome::{CatchUnwind, Outcome, Verdict, panic_message};
+use super::outcome::{
+    CatchUnwind, Outcome, Verdict, install_panic_hook, panic_detail, panic_message,
+};
 use super::task_run::{Failure, propose_end, propose_until_set};
 use crate::client::RunRef;
 use crate::orchestration::{RetryDelay, RetryPolicy};
@@ -148,17 +150,25 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
             Some(_) => None,
             None => Some(execute(&mut call, &ctx, run_count > retry.retries, timeout).await),
         };
+        // What the error log line names: the error with its causes, or the panic and where.
+        let mut detail = None;
         let proposed = match (&result, &bad_parameters) {
             (_, Some(e)) => State::failed(format!("Flow run received invalid parameters: {e}")),
             (Some(Ok(value)), None) => match (call.verdict)(value) {
-                Verdict::Err(message) => State::failed(message),
+                Verdict::Err { message, chain } => {
+                    detail = Some(chain);
+                    State::failed(message)
+                }
                 Verdict::Value => State::completed(),
                 Verdict::Unit => match ctx.children.counts() {
                     (0, _) => State::completed().with_message("All states completed."),
                     (failed, total) => State::failed(format!("{failed}/{total} states failed.")),
                 },
             },
-            (Some(Err(Failure::Panic(payload))), None) => State::failed(panic_message(payload)),
+            (Some(Err(Failure::Panic(payload))), None) => {
+                detail = Some(panic_detail(payload, ctx.panic_at.take()));
+                State::failed(panic_message(payload))
+            }
             (Some(Err(Failure::TimedOut(d))), None) => State::timed_out(format!(
                 "Flow run exceeded timeout of {} second(s)",
                 d.as_secs_f64()
@@ -168,9 +178,11 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
         };
         let mut proposed = proposed;
         proposed.details_mut().flow_run_id = Some(info.id);
-        let failure = proposed
-            .is_failed()
-            .then(|| proposed.message().unwrap_or_default().to_owned());
+        // A child's failure has its own error line; the flow's own error gets one here.
+        let failure = detail.or_else(|| {
+            (proposed.is_failed() && proposed.name() != "Failed" || bad_parameters.is_some())
+                .then(|| proposed.message().unwrap_or_default().to_owned())
+        });
         let state = propose_end(
             &client,
             RunRef::flow(info.id, Some(&current), run_count, &retry),
@@ -179,17 +191,34 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
         )
         .await;
         if state.is_scheduled() {
+            let wait = state.details().scheduled_time.map_or(0.0, |at| {
+                client.now().duration_until(at).as_secs_f64().max(0.0)
+            });
             ctx.log(
-                LogLevel::Warning,
+                LogLevel::Info,
                 format!(
-                    "Flow run failed with error: {} - Retry {}/{} will start soon",
-                    failure.unwrap_or_default(),
+                    "Flow run failed with error: {} - Retry {}/{} will start {} second(s) from now",
+                    failure
+                        .or_else(|| state.message().map(str::to_owned))
+                        .unwrap_or_default(),
                     run_count,
-                    retry.retries
+                    retry.retries,
+                    (wait * 100.0).round() / 100.0
                 ),
             );
             current = state;
             continue;
+        }
+        if let (true, Some(detail)) = (state.is_failed(), failure) {
+            let exhausted = if retry.retries > 0 {
+                " - Retries are exhausted"
+            } else {
+                ""
+            };
+            ctx.log(
+                LogLevel::Error,
+                format!("Flow run failed with error: {detail}{exhausted}"),
+            );
         }
         let value = match result {
             Some(Ok(v)) => Ok(v),
@@ -222,6 +251,7 @@ async fn execute<R: Send + 'static, M: 'static>(
     last: bool,
     timeout: Option<Duration>,
 ) -> Result<R, Failure> {
+    install_panic_hook();
     let fut = (call.body)(last);
     let attempt = context::scope(RunCtx::Flow(Arc::clone(ctx)), CatchUnwind(fut));
     let result = match timeout {

@@ -23,8 +23,13 @@ pub enum Verdict {
     Unit,
     /// Returned a value or `Ok(value)`.
     Value,
-    /// Returned `Err(e)`; the message is `e`'s `Display` text.
-    Err(String),
+    /// Returned `Err(e)`.
+    Err {
+        /// `e`'s `Display` text: the failed state's message.
+        message: String,
+        /// `e` with its causes (`outer: inner: root`): the run's error log line.
+        chain: String,
+    },
 }
 
 impl Verdict {
@@ -79,6 +84,36 @@ impl<R> Outcome<R> {
     pub(crate) fn into_state(self) -> State<R> {
         let value = self.value.ok();
         self.state.map_data(|_| value)
+    }
+}
+
+/// Where panics inside runs happened, for the run's error log line.
+///
+/// The hook is installed once, beside whatever hook the program had: a panic inside a run
+/// is noted on the run (its location), and the previous hook is called only when the console
+/// does not show ERROR lines — the run's log line then says the same in the log format. A
+/// panic anywhere else goes to the previous hook unchanged.
+pub(crate) fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(ctx) = super::context::current() {
+                ctx.note_panic(info.location().map(ToString::to_string));
+                if crate::logging::should_print(crate::store::LogLevel::Error) {
+                    return;
+                }
+            }
+            previous(info);
+        }));
+    });
+}
+
+/// The error log line's text for a panic: its message, and where when known.
+pub(crate) fn panic_detail(payload: &Payload, location: Option<String>) -> String {
+    match location {
+        Some(at) => format!("panicked at {at}: {}", panic_message(payload)),
+        None => format!("panicked: {}", panic_message(payload)),
     }
 }
 

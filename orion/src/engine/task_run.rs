@@ -6,7 +6,9 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::context::{self, Children, FlowRunCtx, RunCtx, TaskRunContext, TaskRunCtx};
-use super::outcome::{CatchUnwind, Outcome, Payload, Verdict, panic_message};
+use super::outcome::{
+    CatchUnwind, Outcome, Payload, Verdict, install_panic_hook, panic_detail, panic_message,
+};
 use super::task_call::{Body, TaskCall, TaskOptions};
 use crate::client::{RunRef, Transition};
 use crate::orchestration::RetryPolicy;
@@ -141,6 +143,7 @@ pub(crate) async fn run<R: Send + 'static>(
                     flow: flow.clone(),
                     info: info.clone(),
                     source: source.clone(),
+                    panic_at: Default::default(),
                 };
                 RunCtx::Task(Arc::new(task)).log(
                     LogLevel::Error,
@@ -187,6 +190,7 @@ pub(crate) async fn run<R: Send + 'static>(
             flow: flow.clone(),
             info: info.clone(),
             source: source.clone(),
+            panic_at: Default::default(),
         });
         let last = info.run_count > retry.retries;
         let cancel = flow.as_ref().map(|f| &*f.children);
@@ -199,9 +203,14 @@ pub(crate) async fn run<R: Send + 'static>(
         )
         .await;
 
+        // What the error log line names: the error with its causes, or the panic and where.
+        let mut detail = None;
         let proposed = match &result {
             Ok(value) => match (call.verdict)(value) {
-                Verdict::Err(message) => State::failed(message),
+                Verdict::Err { message, chain } => {
+                    detail = Some(chain);
+                    State::failed(message)
+                }
                 Verdict::Unit | Verdict::Value => completed(
                     value,
                     &call,
@@ -209,7 +218,10 @@ pub(crate) async fn run<R: Send + 'static>(
                     cache_expiration.map(|e| (client.now(), e)),
                 ),
             },
-            Err(Failure::Panic(payload)) => State::failed(panic_message(payload)),
+            Err(Failure::Panic(payload)) => {
+                detail = Some(panic_detail(payload, ctx.panic_at.take()));
+                State::failed(panic_message(payload))
+            }
             Err(Failure::TimedOut(d)) => State::timed_out(format!(
                 "Task run exceeded timeout of {} second(s)",
                 d.as_secs_f64()
@@ -218,9 +230,11 @@ pub(crate) async fn run<R: Send + 'static>(
                 State::cancelled("The parent flow run was cancelled or timed out.")
             }
         };
-        let failed_message = proposed
-            .is_failed()
-            .then(|| proposed.message().unwrap_or_default().to_owned());
+        let detail = detail.or_else(|| {
+            proposed
+                .is_failed()
+                .then(|| proposed.message().unwrap_or_default().to_owned())
+        });
         let state = propose_end(
             client,
             RunRef::task(info.id, Some(&current), info.run_count, &retry),
@@ -235,11 +249,11 @@ pub(crate) async fn run<R: Send + 'static>(
                 .scheduled_time
                 .map_or(SignedDuration::ZERO, |at| client.now().duration_until(at));
             RunCtx::Task(ctx).log(
-                LogLevel::Warning,
+                LogLevel::Info,
                 None,
                 format!(
-                    "Task run failed with error: {} - Retry {}/{} will start in {} second(s)",
-                    failed_message.unwrap_or_default(),
+                    "Task run failed with error: {} - Retry {}/{} will start {} second(s) from now",
+                    detail.unwrap_or_default(),
                     info.run_count,
                     retry.retries,
                     (wait.as_secs_f64().max(0.0) * 100.0).round() / 100.0
@@ -247,6 +261,18 @@ pub(crate) async fn run<R: Send + 'static>(
             );
             current = state;
             continue;
+        }
+        if let (true, Some(detail)) = (state.is_failed(), detail) {
+            let exhausted = if retry.retries > 0 {
+                " - Retries are exhausted"
+            } else {
+                ""
+            };
+            RunCtx::Task(ctx).log(
+                LogLevel::Error,
+                None,
+                format!("Task run failed with error: {detail}{exhausted}"),
+            );
         }
         let value = match result {
             Ok(v) => Ok(v),
@@ -330,6 +356,7 @@ async fn execute<R: Send + 'static>(
     timeout: Option<Duration>,
     cancel: Option<&Children>,
 ) -> Result<R, Failure> {
+    install_panic_hook();
     let attempt = async {
         match body {
             Body::Async(make) => {

@@ -1,6 +1,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -46,9 +47,21 @@ pub fn format_line(
 }
 
 /// Prints a line to standard error in the local time zone.
+///
+/// Through `eprint!`, so that a test harness capturing output (libtest's, for the tests of
+/// the user's own flows and orion's) shows run logs only for the tests that fail.
 pub(crate) fn print(at: Timestamp, level: LogLevel, source: &str, message: &str) {
+    static BROKEN: AtomicBool = AtomicBool::new(false);
     let mut line = format_line(at, local_zone(), level, source, message);
     line.push('\n');
-    // A closed stderr must not take a run down: the line is still stored.
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    if BROKEN.load(Ordering::Relaxed) || std::thread::panicking() {
+        // A broken stderr must not take a run down: the line is still stored.
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        return;
+    }
+    // `eprint!` panics when stderr is broken (a closed pipe); note it and stop using it.
+    let printed = std::panic::catch_unwind(|| eprint!("{line}"));
+    if printed.is_err() {
+        BROKEN.store(true, Ordering::Relaxed);
+    }
 }
