@@ -444,3 +444,59 @@ fn processes_writing_one_file_at_once_all_finish_and_lose_nothing() {
     assert_eq!(flows.len(), 4);
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
+
+#[task]
+async fn short_step(i: u64) -> u64 {
+    i + 1
+}
+
+#[flow]
+async fn short_program() -> u64 {
+    let mut total = 0;
+    for i in 0..20 {
+        total += short_step(i).await;
+    }
+    total
+}
+
+/// Child: a short program on the default runtime (`ORION_HOME`), which is never dropped.
+#[tokio::test]
+async fn child_short_program() {
+    if std::env::var_os("ORION_CHILD").is_none() {
+        return;
+    }
+    assert_eq!(short_program().await, 210);
+}
+
+#[test]
+fn the_write_ahead_log_stays_small_across_many_short_programs() {
+    if std::env::var_os("ORION_CHILD").is_some() {
+        return;
+    }
+    let home = temp::temp_dir("wal-home");
+    let env = [("ORION_HOME", home.display().to_string())];
+    let wal = home.join("orion.db-wal");
+    let mut sizes = Vec::new();
+    for _ in 0..40 {
+        let status = child("child_short_program", &env)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        sizes.push(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    // Each program writes about 100 KiB of log; without checkpoints that reclaim it, the log
+    // grew by that much on every run.
+    let max = *sizes.iter().max().unwrap();
+    assert!(max < 1 << 20, "the log grew to {max} bytes: {sizes:?}");
+    let store = SqliteStore::open(home.join("orion.db")).unwrap();
+    let runs = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(store.read_flow_runs(&Default::default()))
+        .unwrap();
+    assert_eq!(runs.len(), 40, "every program's run is stored");
+    assert!(
+        runs.iter()
+            .all(|r| r.state.as_ref().unwrap().is_completed())
+    );
+}

@@ -93,6 +93,19 @@ fn ready<'a, T: Send + 'a>(value: Result<T, StoreError>) -> StoreFuture<'a, T> {
     Box::pin(std::future::ready(value))
 }
 
+/// Copies the write-ahead log into the database and empties it, when no other process is
+/// using the file at that moment (it never waits for one).
+///
+/// A program that ends without closing its store (the default runtime lives until exit)
+/// leaves its log behind, and SQLite reuses a log from its start only once every frame in it
+/// has been copied back: without this, a program run from cron every hour would grow the
+/// log by what each run wrote, for ever.
+fn truncate_log(conn: &Connection) {
+    let _ = conn.busy_timeout(std::time::Duration::ZERO);
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+}
+
 impl SqliteStore {
     /// Opens (creating it, and its directory, if needed) the database at `path` with every
     /// commit fsynced, and brings its schema up to date. A new file is readable by its owner
@@ -117,7 +130,9 @@ impl SqliteStore {
     pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
         // SQLite itself never waits for the disk at commit (NORMAL); with Durability::Full the
         // writer's sync thread fsyncs the log before any write resolves (see `writer`).
-        let pragmas = "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;";
+        // journal_size_limit: a log that grew (a burst of writes) is cut back to 4 MiB each
+        // time it is reset, so a long-running process never keeps a large one.
+        let pragmas = "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; PRAGMA journal_size_limit = 4194304;";
         let path = path.as_ref().to_path_buf();
         let io = |what: &str, e: std::io::Error| {
             StoreError::Backend(format!("{what} {}: {e}", path.display()))
@@ -158,6 +173,7 @@ impl SqliteStore {
         conn.execute_batch(pragmas).map_err(backend)?;
         schema::migrate(&mut conn)?;
         schema::check(&conn)?;
+        truncate_log(&conn);
         let connect = || -> Result<Connection, StoreError> {
             let c = Connection::open(&path).map_err(backend)?;
             c.busy_timeout(std::time::Duration::from_secs(10))
