@@ -146,7 +146,9 @@ struct Body {
     call_inner: TokenStream,
 }
 
-fn body(func: &ItemFn, params: &[Param], ret: &Type) -> Body {
+/// `named_by_template`: a run-name template may be the only user of a parameter, which is
+/// then not "unused" although the body does not read it.
+fn body(func: &ItemFn, params: &[Param], ret: &Type, named_by_template: bool) -> Body {
     let inner = format_ident!("__orion_{}", func.sig.ident);
     let asyncness = &func.sig.asyncness;
     let block = &func.block;
@@ -160,8 +162,13 @@ fn body(func: &ItemFn, params: &[Param], ret: &Type) -> Body {
         let (ty, index) = (&p.ty, syn::Index::from(i));
         quote_spanned!(ty.span()=> ::orion::__private::clone_argument::<#ty>(&__orion_ref.#index))
     });
+    let unused = if named_by_template {
+        quote!(unused_variables,)
+    } else {
+        quote!()
+    };
     let inner_fn = quote! {
-        #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value, unused_mut)]
+        #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value, unused_mut, #unused)]
         #asyncness fn #inner(#(#muts #idents: #types),*) -> #ret #block
     };
     if params.is_empty() {
@@ -306,7 +313,7 @@ fn task(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
         store_args,
         unpack_args,
         call_inner,
-    } = body(func, params, &ret);
+    } = body(func, params, &ret, options.run_name.is_some());
     let make = if sig.asyncness.is_some() {
         quote! {
             ::orion::__private::Body::Async(::std::boxed::Box::new(move |__orion_last: bool| {
@@ -405,7 +412,7 @@ fn flow(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
         store_args,
         unpack_args,
         call_inner,
-    } = body(func, params, &ret);
+    } = body(func, params, &ret, options.run_name.is_some());
     let verdict = verdict(&ret);
     let from_error = from_error(&ret);
     let run_name = run_name(options);

@@ -36,6 +36,12 @@ pub use orion_macros::{flow, task};
 pub use runtime::Orion;
 pub use state::{State, StateDetails, StateType};
 
+/// Instants (state timestamps, scheduled times): re-exported from `jiff`.
+pub use jiff::Timestamp;
+/// Run, flow and state ids: re-exported so that reading a run by an id received as text needs
+/// no `uuid` dependency of your own (`"…".parse::<orion::Uuid>()`).
+pub use uuid::Uuid;
+
 /// The names every flow file needs: `use orion::prelude::*;`.
 pub mod prelude {
     pub use crate::{Orion, State, StateType, TaskRunner, flow, gather, get_run_logger, map, task};

@@ -542,3 +542,25 @@ async fn a_task_returning_anyhow_result_caches_its_successes_only() {
     assert!(harness.scope(parse_number("x".into())).await.is_err());
     assert_eq!(PARSES.load(Ordering::SeqCst), 3);
 }
+
+// `label` is used only by the run-name template: no "unused variable" warning (CI denies
+// warnings, so this fails the build if the macro lets one through).
+#[task(task_run_name = "label-{label}")]
+async fn labelled(label: String) -> u8 {
+    1
+}
+
+#[tokio::test]
+async fn a_parameter_used_only_in_the_run_name_names_the_run() {
+    let harness = TestHarness::new();
+    let state = harness.scope(labelled("blue".into()).return_state()).await;
+    let id = state.details().task_run_id.unwrap();
+    let run = harness.client().read_task_run(id).await.unwrap().unwrap();
+    assert_eq!(run.name, "label-blue");
+    let text = id.to_string();
+    assert_eq!(
+        text.parse::<orion::Uuid>().unwrap(),
+        run.id,
+        "Uuid is re-exported"
+    );
+}

@@ -400,10 +400,14 @@ async fn execute<R: Send + 'static>(
 async fn finish<R>(
     orion: &Orion,
     flow: Option<&FlowRunCtx>,
-    outcome: Outcome<R>,
+    mut outcome: Outcome<R>,
     source: &str,
     id: uuid::Uuid,
 ) -> Outcome<R> {
+    // The caller's state names its run (the stored one need not: it belongs to the run).
+    let details = outcome.state.details_mut();
+    details.task_run_id = Some(id);
+    details.flow_run_id = flow.map(|f| f.info.id);
     let level = if outcome.state.is_completed() {
         LogLevel::Info
     } else {
