@@ -133,7 +133,7 @@ fn bad_schedules_are_typed_errors_naming_the_value() {
         .unwrap_err();
     assert_eq!(
         zone.to_string(),
-        "unknown time zone \"America/NewYork\": give an IANA time zone name such as \"America/New_York\" or \"UTC\""
+        "Invalid timezone: \"America/NewYork\" (specify in IANA tzdata format, for example, America/New_York)"
     );
     assert!(matches!(
         IntervalSchedule::new(Duration::ZERO),
@@ -320,5 +320,109 @@ fn random_inputs_never_panic_or_hang() {
         if let Ok(s) = RRuleSchedule::new(&rule.join(";")) {
             let _ = Schedule::from(s).next_dates(ts("2026-01-01T00:00:00Z"), 3);
         }
+    }
+}
+
+#[test]
+fn time_zones_are_taken_as_iana_spells_them_only() {
+    for good in ["UTC", "Europe/Berlin", "America/New_York", "Etc/UTC"] {
+        assert!(
+            CronSchedule::new("0 9 * * *")
+                .unwrap()
+                .timezone(good)
+                .is_ok(),
+            "{good}"
+        );
+    }
+    for bad in [
+        "utc",
+        "Z",
+        "europe/berlin",
+        "EUROPE/BERLIN",
+        "America/NewYork",
+        "",
+    ] {
+        let err = IntervalSchedule::new(Duration::from_secs(60))
+            .unwrap()
+            .timezone(bad)
+            .unwrap_err();
+        assert_eq!(err, ScheduleError::TimeZone(bad.to_owned()), "{bad}");
+        assert!(err.to_string().starts_with("Invalid timezone: "), "{err}");
+    }
+    // Through a spec mapping as well.
+    let mapped: Result<orion::schedule::Schedule, _> =
+        serde_json::from_value(serde_json::json!({"rrule": "FREQ=DAILY", "timezone": "utc"}));
+    assert!(
+        mapped
+            .unwrap_err()
+            .to_string()
+            .contains("Invalid timezone: \"utc\"")
+    );
+}
+
+#[test]
+fn byeaster_names_easter_sunday_and_its_neighbours() {
+    use orion::schedule::{RRuleSchedule, Schedule};
+    let dates = |rule: &str| -> Vec<String> {
+        let start: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        Schedule::from(RRuleSchedule::new(rule).unwrap())
+            .next_dates(start, 3)
+            .iter()
+            .map(|d| d.timestamp().to_string())
+            .collect()
+    };
+    // Easter Sunday: 2026-04-05, 2027-03-28, 2028-04-16.
+    assert_eq!(
+        dates("FREQ=YEARLY;BYEASTER=0;BYHOUR=10"),
+        [
+            "2026-04-05T10:00:00Z",
+            "2027-03-28T10:00:00Z",
+            "2028-04-16T10:00:00Z"
+        ]
+    );
+    // Good Friday, with the time taken from DTSTART as dateutil does.
+    assert_eq!(
+        dates("DTSTART:20250101T083000\nRRULE:FREQ=YEARLY;BYEASTER=-2"),
+        [
+            "2026-04-03T08:30:00Z",
+            "2027-03-26T08:30:00Z",
+            "2028-04-14T08:30:00Z"
+        ]
+    );
+    assert!(RRuleSchedule::new("FREQ=YEARLY;BYEASTER=x").is_err());
+}
+
+#[test]
+fn malformed_rules_that_prefect_rejects_are_rejected() {
+    use orion::schedule::RRuleSchedule;
+    for (rule, says) in [
+        ("FREQ=DAILY;;BYHOUR=9", "empty part"),
+        ("FREQ=DAILY;", "empty part"),
+        ("FREQ=DAILY;BYHOUR", "not NAME=VALUE"),
+        (
+            "DTSTART:20260101T090000\nRRULE:FREQ=DAILY;UNTIL=20260301T000000Z",
+            "must be a local time",
+        ),
+        (
+            "DTSTART:20260101T090000Z\nRRULE:FREQ=DAILY;UNTIL=20260301T000000",
+            "must be in UTC",
+        ),
+        (
+            "DTSTART;TZID=Europe/Berlin:20260101T090000\nRRULE:FREQ=DAILY;UNTIL=20260301T000000",
+            "must be in UTC",
+        ),
+    ] {
+        let err = RRuleSchedule::new(rule).unwrap_err();
+        assert!(matches!(err, ScheduleError::RRule { .. }), "{rule}");
+        assert!(err.to_string().contains(says), "{rule}: {err}");
+    }
+    // The matching forms are fine, and so is UNTIL in either form without DTSTART.
+    for rule in [
+        "DTSTART:20260101T090000\nRRULE:FREQ=DAILY;UNTIL=20260301T000000",
+        "DTSTART:20260101T090000Z\nRRULE:FREQ=DAILY;UNTIL=20260301T000000Z",
+        "FREQ=DAILY;UNTIL=20260301T000000Z",
+        "FREQ=DAILY;UNTIL=20260301T000000",
+    ] {
+        assert!(RRuleSchedule::new(rule).is_ok(), "{rule}");
     }
 }

@@ -113,7 +113,7 @@ fn every_schedule_prefect_rejects_is_rejected_with_a_typed_error() {
         // (BYMONTH=13, INTERVAL=0): every case here is refused.
         let err = result.expect_err(&format!("{spec} must be refused"));
         let text = err.to_string();
-        let named = ["interval", "cron", "rrule", "time zone"]
+        let named = ["interval", "cron", "rrule", "timezone"]
             .iter()
             .any(|w| text.contains(w));
         assert!(

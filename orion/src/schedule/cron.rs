@@ -21,6 +21,11 @@ use super::zone::{WallClockDates, in_zone, parse_zone};
 /// A wall-clock time that occurs twice fires once, at its first occurrence; one that a DST
 /// change skips fires just after the gap, with the offset from before it.
 ///
+/// Two deliberate differences from Prefect: `W` and `LW` (nearest weekday, last weekday of
+/// the month) are accepted, with correct dates, where croniter refuses them; and an
+/// expression that can never fire (`0 0 30 2 *`) is refused with an error, where Prefect
+/// accepts it and its deployment silently never runs.
+///
 /// ```
 /// use orion::schedule::{CronSchedule, Schedule};
 ///

@@ -2,9 +2,10 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScheduleError {
-    /// The time zone is not an IANA name known here.
+    /// The time zone is not an IANA name known here, spelled as IANA spells it (`UTC`,
+    /// `Europe/Berlin`; not `utc`, `Z` or `europe/berlin`), which is what Prefect accepts.
     #[error(
-        "unknown time zone {0:?}: give an IANA time zone name such as \"America/New_York\" or \"UTC\""
+        "Invalid timezone: {0:?} (specify in IANA tzdata format, for example, America/New_York)"
     )]
     TimeZone(String),
     /// The interval is zero, negative, or not a duration.

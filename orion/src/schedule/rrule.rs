@@ -21,6 +21,12 @@ pub const MAX_RRULE_LENGTH: usize = 6_500;
 /// at 2020-01-01 00:00. Wall-clock times resolve as for every schedule: a repeated time means
 /// its first occurrence, a skipped one fires just after the gap.
 ///
+/// The rule is checked as Prefect's parser checks it: dateutil's `BYEASTER` is supported
+/// (`FREQ=YEARLY;BYEASTER=0;BYHOUR=10`: Easter Sunday at 10:00), an empty part
+/// (`FREQ=DAILY;;`) is refused, and so is an `UNTIL` whose form does not match `DTSTART`'s
+/// (UTC for a zoned `DTSTART`, local for a floating one, RFC 5545 §3.3.10). A rule that can
+/// never fire is refused, where Prefect would accept it and create no runs.
+///
 /// ```
 /// use orion::schedule::{RRuleSchedule, Schedule};
 ///
@@ -312,13 +318,15 @@ fn from_utc(d: &chrono::DateTime<rrule::Tz>) -> DateTime {
 /// evaluated naively and resolved in the schedule's zone); returns the lines without DTSTART
 /// and the DTSTART (2020-01-01 00:00 when absent) as a civil time.
 fn normalize(text: &str) -> Result<(String, DateTime), String> {
-    let mut dtstart: Option<DateTime> = None;
-    let mut lines = Vec::new();
-    for raw in text
+    let raw_lines: Vec<&str> = text
         .split(['\n', '\r'])
         .map(str::trim)
         .filter(|l| !l.is_empty())
-    {
+        .collect();
+    let start = dtstart_of(&raw_lines)?;
+    let mut dtstart: Option<DateTime> = None;
+    let mut lines = Vec::new();
+    for raw in raw_lines {
         let upper = raw.to_ascii_uppercase();
         let (name, value) = match upper.split_once(':') {
             Some((name, value)) => (
@@ -335,7 +343,7 @@ fn normalize(text: &str) -> Result<(String, DateTime), String> {
                 let wall = parse_wall(&value)?;
                 dtstart = Some(wall);
             }
-            "RRULE" | "EXRULE" => lines.push(format!("{name}:{}", rewrite_until(&value)?)),
+            "RRULE" | "EXRULE" => lines.push(format!("{name}:{}", rewrite_rule(&value, start)?)),
             "RDATE" | "EXDATE" => {
                 let values: Result<Vec<String>, String> = value
                     .split(',')
@@ -354,6 +362,30 @@ fn normalize(text: &str) -> Result<(String, DateTime), String> {
     Ok((lines.join("\n"), dtstart))
 }
 
+/// The rule's DTSTART as written: its wall-clock time and whether it is fixed to a zone (`Z`
+/// or `TZID=`) rather than floating.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    wall: DateTime,
+    zoned: bool,
+}
+
+fn dtstart_of(lines: &[&str]) -> Result<Option<Start>, String> {
+    for line in lines {
+        let upper = line.to_ascii_uppercase();
+        let Some((name, value)) = upper.split_once(':') else {
+            continue;
+        };
+        if name.split(';').next() == Some("DTSTART") {
+            return Ok(Some(Start {
+                wall: parse_wall(value)?,
+                zoned: value.trim().ends_with('Z') || name.contains("TZID="),
+            }));
+        }
+    }
+    Ok(None)
+}
+
 /// `20260101T090000`, `20260101T090000Z` or `20260101` as a wall-clock time.
 fn parse_wall(value: &str) -> Result<DateTime, String> {
     let digits = value.trim().trim_end_matches('Z');
@@ -365,17 +397,46 @@ fn parse_wall(value: &str) -> Result<DateTime, String> {
     parsed.map_err(|_| format!("{value:?} is not a date-time such as 20260101T090000"))
 }
 
-fn rewrite_until(rule: &str) -> Result<String, String> {
-    let parts: Result<Vec<String>, String> = rule
-        .split(';')
-        .filter(|p| !p.is_empty())
-        .map(|part| match part.split_once('=') {
+/// Checks a rule's parts as Prefect's parser (dateutil) does, and rewrites them for the
+/// `rrule` crate: UNTIL as a UTC-marked wall-clock time, and BYEASTER completed with the
+/// hour, minute and second of DTSTART where the rule gives none (dateutil's default, which
+/// the crate does not apply).
+fn rewrite_rule(rule: &str, start: Option<Start>) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for part in rule.split(';') {
+        if part.is_empty() {
+            return Err("empty part in the rule: two `;` in a row, or one at the end".into());
+        }
+        match part.split_once('=') {
             Some(("UNTIL", value)) => {
                 let wall = parse_wall(value)?;
-                Ok(format!("UNTIL={}Z", wall.strftime("%Y%m%dT%H%M%S")))
+                let utc = value.trim().ends_with('Z');
+                // RFC 5545 §3.3.10: UNTIL has the form of DTSTART (UTC for a zoned DTSTART,
+                // local for a floating one); dateutil refuses a mix.
+                if let Some(start) = start.filter(|s| s.zoned != utc) {
+                    return Err(if start.zoned {
+                        format!("UNTIL={value} must be in UTC (ending in Z), as DTSTART is zoned")
+                    } else {
+                        format!("UNTIL={value} must be a local time (no Z), as DTSTART is floating")
+                    });
+                }
+                parts.push(format!("UNTIL={}Z", wall.strftime("%Y%m%dT%H%M%S")));
             }
-            _ => Ok(part.to_owned()),
-        })
-        .collect();
-    Ok(parts?.join(";"))
+            Some(_) => parts.push(part.to_owned()),
+            None => return Err(format!("part {part:?} is not NAME=VALUE")),
+        }
+    }
+    if parts.iter().any(|p| p.starts_with("BYEASTER=")) {
+        let wall = start.map_or(jiff::civil::date(2020, 1, 1).at(0, 0, 0, 0), |s| s.wall);
+        for (name, value) in [
+            ("BYHOUR", wall.hour()),
+            ("BYMINUTE", wall.minute()),
+            ("BYSECOND", wall.second()),
+        ] {
+            if !parts.iter().any(|p| p.starts_with(&format!("{name}="))) {
+                parts.push(format!("{name}={value}"));
+            }
+        }
+    }
+    Ok(parts.join(";"))
 }

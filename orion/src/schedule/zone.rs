@@ -6,13 +6,16 @@ use jiff::{Timestamp, Zoned};
 
 use super::ScheduleError;
 
-/// A time zone by IANA name; `"UTC"` and `"Z"` are UTC.
+/// A time zone by its IANA name, spelled exactly as the tz database spells it (`"UTC"`,
+/// `"Europe/Berlin"`): the names Prefect accepts, so a spec orion takes is one Prefect takes.
 pub(crate) fn parse_zone(name: &str) -> Result<TimeZone, ScheduleError> {
-    let name = name.trim();
-    if name.eq_ignore_ascii_case("utc") || name == "Z" {
-        return Ok(TimeZone::UTC);
+    let unknown = || ScheduleError::TimeZone(name.to_owned());
+    let zone = TimeZone::get(name).map_err(|_| unknown())?;
+    // The lookup ignores case; IANA names (and Prefect) do not.
+    if zone.iana_name() != Some(name) {
+        return Err(unknown());
     }
-    TimeZone::get(name).map_err(|_| ScheduleError::TimeZone(name.to_owned()))
+    Ok(zone)
 }
 
 /// The instant a wall-clock time means in `zone`, by RFC 5545 §3.3.5: a time that occurs
