@@ -43,6 +43,7 @@ async fn child_claim() {
         current: run.state.as_ref(),
         run_count: 0,
         retry: &policy,
+        fenced: false,
     };
     match client.propose_state(run_ref, State::pending()).await {
         Ok(Transition::Set(s)) if s.is_pending() => println!("RESULT CLAIMED"),

@@ -492,9 +492,10 @@ fn flow(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
                 parameters: &[#(#keys),*],
                 version: #version,
                 description: #description,
+                retries: #retries,
+                retry_delay_seconds: #retry_delay,
                 call: #registry_fn,
                 validate: #validate_fn,
-                marker_name: ::core::any::type_name::<#marker>,
             }
         }
     }

@@ -41,14 +41,20 @@ pub enum Error {
         /// The final state, without data.
         state: State<()>,
     },
-    /// A task run or flow run exceeded its timeout.
-    #[error("{what} exceeded its timeout of {seconds}s")]
-    TimedOut {
-        /// `Task run 'name'` or `Flow run 'name'`.
-        what: String,
-        /// The limit.
-        seconds: f64,
+    /// Another writer moved the run first: it was claimed by another agent, reaped, or
+    /// cancelled. Normal under competition, unlike [`Error::Aborted`].
+    #[error("{what} {id} was changed by another writer (it is now {})", current.as_ref().map_or_else(|| "gone".to_owned(), ToString::to_string))]
+    Conflict {
+        /// `"flow run"` or `"task run"`.
+        what: &'static str,
+        /// The run.
+        id: uuid::Uuid,
+        /// The state it is in now, if it still exists.
+        current: Option<State<()>>,
     },
+    /// A schedule that cannot be built.
+    #[error(transparent)]
+    Schedule(#[from] crate::schedule::ScheduleError),
     /// A deployment spec that cannot be applied.
     #[error(transparent)]
     Deployment(#[from] crate::deployment::DeploymentError),

@@ -6,6 +6,7 @@ mod engine;
 mod error;
 mod ids;
 mod orchestration;
+mod run_names;
 mod runtime;
 mod state;
 mod yaml;
@@ -24,7 +25,7 @@ pub mod cli;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use client::{Clock, OrionClient, RunRef, Transition};
+pub use client::{ClaimRequest, Clock, OrionClient, RunRef, Transition, WorkQueueStatus};
 pub use engine::{
     CacheKeyFn, FlowCall, FlowRunContext, TaskCall, TaskFuture, TaskOptions, TaskRunContext,
     TaskRunner, flow_run_context, gather, map, task_input_hash, task_run_context,

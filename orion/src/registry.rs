@@ -22,12 +22,14 @@ pub struct RegisteredFlow {
     pub version: Option<&'static str>,
     /// Its description, if set.
     pub description: Option<&'static str>,
+    /// How many times a failed or crashed run of it is retried.
+    pub retries: u32,
+    /// The delay before each retry, in seconds.
+    pub retry_delay_seconds: f64,
     #[doc(hidden)]
     pub call: RegistryCall,
     #[doc(hidden)]
     pub validate: fn(&Map<String, Value>) -> Result<()>,
-    #[doc(hidden)]
-    pub marker_name: fn() -> &'static str,
 }
 
 /// How the registry starts a flow: runtime, JSON parameters, an existing run to adopt.
@@ -37,6 +39,15 @@ pub type RegistryCall = fn(&Orion, Map<String, Value>, Option<FlowRun>) -> Resul
 inventory::collect!(RegisteredFlow);
 
 impl RegisteredFlow {
+    /// Its retry policy, as its runs carry it.
+    pub fn retry_policy(&self) -> crate::state::RetryPolicy {
+        crate::state::RetryPolicy {
+            retries: self.retries,
+            delay: crate::state::RetryDelay::Fixed(self.retry_delay_seconds),
+            jitter_factor: None,
+        }
+    }
+
     /// Runs the flow on `orion` with `parameters` (a JSON object) and returns its final
     /// state; a result that serializes is carried as the state's data.
     ///

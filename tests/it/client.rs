@@ -115,6 +115,7 @@ async fn concurrent_claims_of_one_run_succeed_exactly_once() {
                 current: Some(&scheduled),
                 run_count: 0,
                 retry: &policy,
+                fenced: false,
             };
             client.propose_state(run_ref, State::pending()).await
         }));
@@ -152,6 +153,7 @@ async fn a_final_state_is_kept_against_later_proposals() {
         current: None,
         run_count: 1,
         retry: &policy,
+        fenced: false,
     };
     // A stale guess (None) is corrected by the store; the rules then keep Completed.
     let outcome = client
@@ -176,6 +178,7 @@ async fn reads_of_missing_runs_are_none_and_writes_are_errors() {
         current: None,
         run_count: 0,
         retry: &policy,
+        fenced: false,
     };
     let err = client
         .propose_state(run_ref, State::running())

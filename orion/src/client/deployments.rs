@@ -85,11 +85,41 @@ impl OrionClient {
                 name: id.to_string(),
             })?;
         d.paused = paused;
-        d.updated = jiff::Timestamp::now();
+        d.updated = self.now();
         let stored = self.store().upsert_deployments(vec![d]).await?.remove(0);
         if paused {
             self.delete_future_auto_scheduled(id).await?;
         }
+        Ok(stored)
+    }
+
+    /// Stores validated deployment records (see [`DeploymentSpec::apply`]), all or none: each
+    /// one's future auto-scheduled runs that have not started are deleted (the scheduler
+    /// makes them anew; manual runs stay), and each work queue they name is created when it
+    /// does not exist.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn apply_deployments(&self, records: Vec<Deployment>) -> Result<Vec<Deployment>> {
+        let stored = self.store().upsert_deployments(records).await?;
+        for d in &stored {
+            self.delete_future_auto_scheduled(d.id).await?;
+            self.ensure_work_queue(&d.work_queue_name).await?;
+        }
+        self.signals().runs_due.notify_waiters();
+        Ok(stored)
+    }
+
+    /// Inserts flow runs in one write where the store can (a scheduler's runs ahead): each
+    /// run whose idempotency key is taken is not inserted and the stored one is returned.
+    ///
+    /// # Errors
+    ///
+    /// When a flow does not exist; store failures.
+    pub async fn create_flow_runs(&self, runs: Vec<FlowRun>) -> Result<Vec<FlowRun>> {
+        let stored = self.store().create_flow_runs(runs).await?;
+        self.signals().runs_due.notify_waiters();
         Ok(stored)
     }
 
@@ -133,7 +163,7 @@ impl OrionClient {
             name: deployment.flow_name.clone(),
             created: deployment.created,
         };
-        let mut run = FlowRun::new(&flow, crate::engine::random_run_name());
+        let mut run = FlowRun::new(&flow, crate::run_names::random_slug());
         run.parameters = parameters;
         run.tags = deployment.tags.clone();
         for tag in options.tags {
@@ -142,13 +172,16 @@ impl OrionClient {
             }
         }
         run.deployment_id = Some(deployment.id);
+        run.retry = deployment.retry.clone();
         run.work_queue_name = Some(deployment.work_queue_name.clone());
         run.auto_scheduled = options.schedule_index.is_some();
         run.idempotency_key = options.idempotency_key;
         run.created = self.now();
         run.expected_start_time = Some(at);
-        run.state = Some(State::scheduled(at));
-        self.create_flow_run(run).await
+        run.state = Some(State::scheduled(at).with_timestamp(self.now()));
+        let run = self.create_flow_run(run).await?;
+        self.signals().runs_due.notify_waiters();
+        Ok(run)
     }
 }
 

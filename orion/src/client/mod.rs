@@ -2,8 +2,10 @@
 
 mod clock;
 mod deployments;
+mod queues;
 
 pub use clock::Clock;
+pub use queues::{ClaimRequest, WorkQueueStatus};
 
 use std::sync::Arc;
 
@@ -36,6 +38,26 @@ use crate::{Error, Result};
 pub struct OrionClient {
     store: Arc<dyn Store>,
     clock: Clock,
+    signals: Arc<Signals>,
+}
+
+/// What the clients of one runtime tell each other at once, in this process; other
+/// processes learn the same through the store, by polling.
+#[derive(Debug)]
+pub(crate) struct Signals {
+    /// Woken when flow runs were created or moved back to Scheduled: an agent looks again.
+    pub(crate) runs_due: tokio::sync::Notify,
+    /// The ids of flow runs asked to cancel.
+    pub(crate) cancels: tokio::sync::broadcast::Sender<Uuid>,
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Signals {
+            runs_due: tokio::sync::Notify::new(),
+            cancels: tokio::sync::broadcast::channel(1024).0,
+        }
+    }
 }
 
 impl std::fmt::Debug for OrionClient {
@@ -66,6 +88,11 @@ pub struct RunRef<'a> {
     pub run_count: u32,
     /// Its retry policy.
     pub retry: &'a RetryPolicy,
+    /// When true, a state write that finds the run moved by another writer fails with
+    /// [`Error::Conflict`] instead of being decided again against the new state: how the
+    /// holder of a claimed run learns it lost it (reaped, cancelled) and never overwrites the
+    /// newer state.
+    pub fenced: bool,
 }
 
 impl<'a> RunRef<'a> {
@@ -82,6 +109,7 @@ impl<'a> RunRef<'a> {
             current,
             run_count,
             retry,
+            fenced: false,
         }
     }
     /// A task run believed to be in `current`.
@@ -97,7 +125,14 @@ impl<'a> RunRef<'a> {
             current,
             run_count,
             retry,
+            fenced: false,
         }
+    }
+    /// The same run, fenced: see [`RunRef::fenced`].
+    #[must_use]
+    pub fn fence(mut self) -> Self {
+        self.fenced = true;
+        self
     }
 }
 
@@ -109,7 +144,20 @@ impl OrionClient {
 
     /// A client over `store` that reads time from `clock`.
     pub fn with_clock(store: Arc<dyn Store>, clock: Clock) -> Self {
-        OrionClient { store, clock }
+        OrionClient {
+            store,
+            clock,
+            signals: Arc::default(),
+        }
+    }
+
+    /// The clock this client reads.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    pub(crate) fn signals(&self) -> &Signals {
+        &self.signals
     }
 
     /// The current time by this client's clock.
@@ -117,7 +165,8 @@ impl OrionClient {
         self.clock.now()
     }
 
-    /// The underlying store.
+    /// The underlying store, for what the client does not offer (backend maintenance).
+    /// Writing through it goes around orchestration.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
@@ -128,7 +177,9 @@ impl OrionClient {
     ///
     /// When the store fails.
     pub async fn create_flow(&self, name: &str) -> Result<Flow> {
-        Ok(self.store.upsert_flow(Flow::new(name)).await?)
+        let mut flow = Flow::new(name);
+        flow.created = self.now();
+        Ok(self.store.upsert_flow(flow).await?)
     }
     /// A flow by id.
     ///
@@ -269,12 +320,9 @@ impl OrionClient {
     pub async fn delete_runs_older_than(&self, age: std::time::Duration) -> Result<usize> {
         let age = jiff::SignedDuration::try_from(age).unwrap_or(jiff::SignedDuration::MAX);
         let cutoff = self.now().checked_sub(age).unwrap_or(Timestamp::MIN);
-        let finished = [
-            crate::StateType::Completed,
-            crate::StateType::Failed,
-            crate::StateType::Cancelled,
-            crate::StateType::Crashed,
-        ];
+        let finished = crate::StateType::ALL
+            .into_iter()
+            .filter(|t| t.is_terminal());
         let filter = FlowRunFilter::new()
             .created_between(None, Some(cutoff))
             .state_types(finished);
@@ -330,7 +378,22 @@ impl OrionClient {
             }
             .await?;
             match written {
-                SetState::Written => return Ok(Transition::Set(chosen)),
+                SetState::Written => {
+                    if run.kind == RunKind::Flow && chosen.is_scheduled() {
+                        self.signals.runs_due.notify_waiters();
+                    }
+                    return Ok(Transition::Set(chosen));
+                }
+                SetState::Conflict { current: actual } if run.fenced => {
+                    return Err(Error::Conflict {
+                        what: match run.kind {
+                            RunKind::Flow => "flow run",
+                            RunKind::Task => "task run",
+                        },
+                        id: run.id,
+                        current: actual.map(|s| s.without_data()),
+                    });
+                }
                 SetState::Conflict { current: actual } => current = actual,
             }
         }

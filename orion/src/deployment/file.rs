@@ -7,7 +7,7 @@ use super::spec::apply_all;
 use super::{DeploymentError, DeploymentSpec};
 use crate::OrionClient;
 use crate::schedule::Schedule;
-use crate::store::{Deployment, DeploymentSchedule};
+use crate::store::{CatchUp, Deployment, DeploymentSchedule};
 
 /// One deployment as a spec file writes it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -35,6 +35,12 @@ struct SpecFile {
     work_queue_name: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     paused: bool,
+    #[serde(default, skip_serializing_if = "is_default")]
+    catchup: CatchUp,
+}
+
+fn is_default(c: &CatchUp) -> bool {
+    *c == CatchUp::All
 }
 
 impl SpecFile {
@@ -74,7 +80,8 @@ impl SpecFile {
             .flow_name(flow_name)
             .tags(self.tags)
             .schedules(schedules)
-            .paused(self.paused);
+            .paused(self.paused)
+            .catchup(self.catchup);
         spec.parameters = Ok(self.parameters);
         spec.description = self.description;
         spec.version = self.version;
@@ -115,6 +122,7 @@ impl SpecFile {
             schedules,
             work_queue_name: Some(spec.work_queue_name.clone()),
             paused: spec.paused,
+            catchup: spec.catchup,
         }
     }
 }
@@ -232,7 +240,8 @@ impl From<&Deployment> for DeploymentSpec {
             .tags(d.tags.clone())
             .schedules(d.schedules.clone())
             .work_queue_name(d.work_queue_name.clone())
-            .paused(d.paused);
+            .paused(d.paused)
+            .catchup(d.catchup);
         spec.parameters = Ok(d.parameters.clone());
         spec.description = d.description.clone();
         spec.version = d.version.clone();

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use super::DeploymentError;
 use crate::registry;
 use crate::schedule::Schedule;
-use crate::store::{Deployment, DeploymentSchedule};
+use crate::store::{CatchUp, Deployment, DeploymentSchedule};
 use crate::{FlowCall, OrionClient};
 
 /// What a deployment should be; [`DeploymentSpec::apply`] creates it or updates the one of
@@ -22,6 +22,7 @@ pub struct DeploymentSpec {
     pub(crate) schedules: Vec<DeploymentSchedule>,
     pub(crate) work_queue_name: String,
     pub(crate) paused: bool,
+    pub(crate) catchup: CatchUp,
 }
 
 /// A `#[flow]` function, passed by name: `DeploymentSpec::new("x").flow(my_flow)`.
@@ -129,6 +130,7 @@ impl DeploymentSpec {
             schedules: Vec::new(),
             work_queue_name: "default".into(),
             paused: false,
+            catchup: CatchUp::All,
         }
     }
 
@@ -196,6 +198,13 @@ impl DeploymentSpec {
         self.paused = paused;
         self
     }
+    /// What becomes of the slots its schedules passed while nothing was serving (default
+    /// [`CatchUp::All`], as in Prefect).
+    #[must_use]
+    pub fn catchup(mut self, catchup: CatchUp) -> Self {
+        self.catchup = catchup;
+        self
+    }
 
     /// The deployment's name.
     pub fn name(&self) -> &str {
@@ -238,8 +247,12 @@ impl DeploymentSpec {
         Ok(())
     }
 
-    pub(crate) fn to_record(&self, flow_id: uuid::Uuid, flow_name: &str) -> Deployment {
-        let now = jiff::Timestamp::now();
+    pub(crate) fn to_record(
+        &self,
+        flow_id: uuid::Uuid,
+        flow_name: &str,
+        now: jiff::Timestamp,
+    ) -> Deployment {
         Deployment {
             id: crate::ids::new_id(),
             name: self.name.clone(),
@@ -252,6 +265,10 @@ impl DeploymentSpec {
             schedules: self.schedules.clone(),
             work_queue_name: self.work_queue_name.clone(),
             paused: self.paused,
+            catchup: self.catchup,
+            retry: registry::flow(flow_name)
+                .map(crate::registry::RegisteredFlow::retry_policy)
+                .unwrap_or_default(),
             created: now,
             updated: now,
         }
@@ -303,13 +320,9 @@ pub(crate) async fn apply_all(
     for spec in &specs {
         let flow_name = spec.flow_name.as_deref().unwrap_or_default();
         let flow = client.create_flow(flow_name).await?;
-        records.push(spec.to_record(flow.id, flow_name));
+        records.push(spec.to_record(flow.id, flow_name, client.now()));
     }
-    let stored = client.store().upsert_deployments(records).await?;
-    for d in &stored {
-        client.delete_future_auto_scheduled(d.id).await?;
-    }
-    Ok(stored)
+    client.apply_deployments(records).await
 }
 
 /// Deployment names: not empty, at most 255 characters, no `/` (it separates the flow's

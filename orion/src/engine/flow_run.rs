@@ -48,12 +48,20 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
     let name = call
         .run_name
         .take()
-        .unwrap_or_else(super::names::random_slug);
+        .unwrap_or_else(crate::run_names::random_slug);
     let (parameters, bad_parameters) =
         match std::mem::replace(&mut call.parameters, Ok(Default::default())) {
             Ok(p) => (p, None),
             Err(e) => (Default::default(), Some(e)),
         };
+    let retry = RetryPolicy {
+        retries: call.retries.unwrap_or(spec.retries),
+        delay: RetryDelay::Fixed(spec.retry_delay_seconds),
+        jitter_factor: None,
+    };
+    // Cancellation requests of this runtime (`OrionClient::cancel_flow_run`, or an agent
+    // passing on what a lease renewal told it), watched for this run's id.
+    let cancellations = parent_flow.is_none().then(|| client.cancellations());
     let adopted = call.adopt.take();
     let is_adopted = adopted.is_some();
     let record = match adopted {
@@ -70,7 +78,8 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
             // Stamped by the client's clock, like the run's states.
             record.created = client.now();
             record.expected_start_time = Some(record.created);
-            record.state = Some(State::pending());
+            record.state = Some(State::pending().with_timestamp(record.created));
+            record.retry = retry.clone();
             match client.create_flow_run(record).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -106,17 +115,17 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
         name: record.name.clone(),
         flow_name: spec.name,
     };
-    let retry = RetryPolicy {
-        retries: call.retries.unwrap_or(spec.retries),
-        delay: RetryDelay::Fixed(spec.retry_delay_seconds),
-        jitter_factor: None,
-    };
     let timeout = call.timeout.or_else(|| {
         spec.timeout_seconds
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
     });
     let mut current = record.state.clone().unwrap_or_else(State::pending);
-    let mut run_count = 0;
+    // An adopted run may have run before (a retry after a crash): its attempts count.
+    let mut run_count = record.run_count;
+    let mut cancel = CancelWatch {
+        id: info.id,
+        receiver: cancellations,
+    };
     let mut ctx = Arc::new(FlowRunCtx::new(orion.clone(), info.clone(), runner));
     ctx.log(LogLevel::Info, format!("Using task runner '{runner}'"));
 
@@ -128,12 +137,17 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
         };
         let entered = match propose_until_set(
             &client,
-            RunRef::flow(info.id, Some(&current), run_count, &retry),
+            RunRef::flow(info.id, Some(&current), run_count, &retry).fence(),
             proposed,
         )
         .await
         {
             Ok(s) => s,
+            // Moved by someone else (cancelled, reaped): that state stands.
+            Err(crate::Error::Conflict {
+                current: Some(state),
+                ..
+            }) => break Outcome::without_value(state.map_data(|_| None)),
             Err(e) => break Outcome::without_value(State::crashed(e.to_string())),
         };
         if !entered.is_running() {
@@ -148,8 +162,31 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
 
         let result = match &bad_parameters {
             Some(_) => None,
-            None => Some(execute(&mut call, &ctx, run_count > retry.retries, timeout).await),
+            None => Some(
+                execute(
+                    &mut call,
+                    &ctx,
+                    run_count > retry.retries,
+                    timeout,
+                    &mut cancel,
+                )
+                .await,
+            ),
         };
+        if let Some(Err(Failure::Cancelled)) = &result {
+            // Cancelled from outside: the run is Cancelling (or was moved on) in the store.
+            match client.read_flow_run(info.id).await {
+                Ok(Some(FlowRun {
+                    state: Some(stored),
+                    ..
+                })) if stored.state_type() == crate::StateType::Cancelling => current = stored,
+                Ok(Some(FlowRun {
+                    state: Some(stored),
+                    ..
+                })) if stored.id() != current.id() => break Outcome::without_value(stored),
+                _ => {}
+            }
+        }
         // What the error log line names: the error with its causes, or the panic and where.
         let mut detail = None;
         let proposed = match (&result, &bad_parameters) {
@@ -185,7 +222,7 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
         });
         let state = propose_end(
             &client,
-            RunRef::flow(info.id, Some(&current), run_count, &retry),
+            RunRef::flow(info.id, Some(&current), run_count, &retry).fence(),
             proposed,
             "flow run",
         )
@@ -244,25 +281,62 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
     outcome
 }
 
-/// One attempt of the flow body, then a wait for every child it submitted.
+/// Watches a runtime's cancellation requests for one flow run.
+struct CancelWatch {
+    id: uuid::Uuid,
+    receiver: Option<tokio::sync::broadcast::Receiver<uuid::Uuid>>,
+}
+
+impl CancelWatch {
+    /// Resolves when this run is asked to cancel (never, for a subflow: its parent's
+    /// cancellation reaches it as a child).
+    async fn requested(&mut self) {
+        let Some(receiver) = &mut self.receiver else {
+            return std::future::pending().await;
+        };
+        loop {
+            match receiver.recv().await {
+                Ok(id) if id == self.id => return,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    return std::future::pending().await;
+                }
+            }
+        }
+    }
+}
+
+/// One attempt of the flow body, then a wait for every child it submitted. A cancellation
+/// request stops the body and its children.
 async fn execute<R: Send + 'static, M: 'static>(
     call: &mut FlowCall<R, M>,
     ctx: &Arc<FlowRunCtx>,
     last: bool,
     timeout: Option<Duration>,
+    cancel: &mut CancelWatch,
 ) -> Result<R, Failure> {
     install_panic_hook();
     let fut = (call.body)(last);
     let attempt = context::scope(RunCtx::Flow(Arc::clone(ctx)), CatchUnwind(fut));
-    let result = match timeout {
-        Some(limit) => match tokio::time::timeout(limit, attempt).await {
-            Ok(r) => r.map_err(Failure::Panic),
-            Err(_) => {
-                ctx.children.cancel();
-                Err(Failure::TimedOut(limit))
-            }
-        },
-        None => attempt.await.map_err(Failure::Panic),
+    let timed = async {
+        match timeout {
+            Some(limit) => match tokio::time::timeout(limit, attempt).await {
+                Ok(r) => r.map_err(Failure::Panic),
+                Err(_) => {
+                    ctx.children.cancel();
+                    Err(Failure::TimedOut(limit))
+                }
+            },
+            None => attempt.await.map_err(Failure::Panic),
+        }
+    };
+    let result = tokio::select! {
+        biased;
+        result = timed => result,
+        () = cancel.requested() => {
+            ctx.children.cancel();
+            Err(Failure::Cancelled)
+        }
     };
     ctx.children.wait_idle().await;
     result
@@ -303,8 +377,12 @@ async fn finish_parent_task_run(
 }
 
 /// Claims an existing flow run: Pending from whatever it waits in (Scheduled), through
-/// orchestration, so a run already claimed elsewhere is not run twice.
+/// orchestration, so a run already claimed elsewhere is not run twice. A run an agent
+/// claimed (Pending with its lease) is the agent's to run: it goes on as it is.
 async fn claim(client: &OrionClient, run: FlowRun) -> Result<FlowRun, State> {
+    if run.state.as_ref().is_some_and(State::is_pending) && run.lease.is_some() {
+        return Ok(run);
+    }
     let policy = RetryPolicy::default();
     let run_ref = RunRef::flow(run.id, run.state.as_ref(), run.run_count, &policy);
     match client.propose_state(run_ref, State::pending()).await {

@@ -3,7 +3,6 @@
 //! Every state write goes through [`decide`]; it is pure (time and randomness come in as
 //! arguments), so all transition policy is tested here, away from any store.
 
-mod retry;
 #[cfg(test)]
 mod tests;
 
@@ -11,9 +10,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-pub use retry::RetryDelay;
+pub use crate::state::{RetryDelay, RetryPolicy};
 
-use crate::state::{State, StateType};
+use crate::state::{State, StateType, names};
 
 /// Which kind of run a transition is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,17 +21,6 @@ pub enum RunKind {
     Flow,
     /// A task run.
     Task,
-}
-
-/// The run's retry policy, as the rules need it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RetryPolicy {
-    /// How many times a failed run may be retried.
-    pub retries: u32,
-    /// The delay before each retry.
-    pub delay: RetryDelay,
-    /// Random extra delay, as a fraction of the delay (`0.5`: up to 50% more).
-    pub jitter_factor: Option<f64>,
 }
 
 /// Everything besides the two states that a decision depends on.
@@ -74,7 +62,7 @@ pub fn decide(current: Option<&State>, proposed: &State, ctx: &Proposal<'_>) -> 
     // the engine proposes Retrying/AwaitingRetry only after the retry rule below sent it there.
     if let Some(cur) = current.filter(|c| c.is_final()) {
         let retry_from_failed = cur.is_failed()
-            && matches!(proposed.name(), "AwaitingRetry" | "Retrying")
+            && [names::AWAITING_RETRY, names::RETRYING].contains(&proposed.name())
             && ctx.run_count <= ctx.retry.retries;
         if !retry_from_failed {
             return Decision::Reject(cur.clone());
@@ -93,7 +81,8 @@ pub fn decide(current: Option<&State>, proposed: &State, ctx: &Proposal<'_>) -> 
         }
         StateType::Running => running(current, proposed, ctx),
         StateType::Failed => failed(proposed, ctx),
-        StateType::Cancelled | StateType::Completed | StateType::Crashed => Decision::Accept,
+        StateType::Crashed => crashed(proposed, ctx),
+        StateType::Cancelled | StateType::Completed => Decision::Accept,
         StateType::Cancelling if from.is_none() => {
             Decision::Abort("a run cannot start in Cancelling".into())
         }
@@ -134,6 +123,21 @@ fn running(current: Option<&State>, proposed: &State, ctx: &Proposal<'_>) -> Dec
     Decision::Accept
 }
 
+/// A flow run that crashed (its process died, found by the reaper) is retried like a failed
+/// one while its stored policy has retries left: another agent runs it again.
+fn crashed(proposed: &State, ctx: &Proposal<'_>) -> Decision {
+    if ctx.kind != RunKind::Flow {
+        return Decision::Accept;
+    }
+    match failed(proposed, ctx) {
+        Decision::Reject(retry) => {
+            let message = format!("Crashed: {}", proposed.message().unwrap_or("no reason given"));
+            Decision::Reject(retry.with_message(message))
+        }
+        other => other,
+    }
+}
+
 fn failed(proposed: &State, ctx: &Proposal<'_>) -> Decision {
     // A run that has entered Running `run_count` times has used `run_count - 1` retries.
     if ctx.run_count >= 1 && ctx.run_count <= ctx.retry.retries {
@@ -151,6 +155,5 @@ fn failed(proposed: &State, ctx: &Proposal<'_>) -> Decision {
         }
         return Decision::Reject(retry);
     }
-    let _ = proposed;
     Decision::Accept
 }

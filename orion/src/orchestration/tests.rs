@@ -267,3 +267,46 @@ fn a_valid_cached_result_replaces_running() {
         Decision::Accept
     );
 }
+
+#[test]
+fn a_crashed_flow_run_with_retries_left_awaits_a_retry_and_a_task_run_does_not() {
+    let policy = RetryPolicy {
+        retries: 1,
+        delay: RetryDelay::Fixed(30.0),
+        jitter_factor: None,
+    };
+    let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let running = State::running();
+    let crashed = State::crashed("agent 'a' was last heard from at 00:00");
+    let ctx = |kind, run_count| Proposal {
+        kind,
+        run_count,
+        retry: &policy,
+        cached: None,
+        now,
+        random: 0.0,
+    };
+    match decide(Some(&running), &crashed, &ctx(RunKind::Flow, 1)) {
+        Decision::Reject(retry) => {
+            assert_eq!(retry.name(), "AwaitingRetry");
+            assert_eq!(
+                retry.message(),
+                Some("Crashed: agent 'a' was last heard from at 00:00")
+            );
+            assert_eq!(
+                retry.details().scheduled_time,
+                Some("2026-01-01T00:00:30Z".parse().unwrap())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Retries used up, or a task run: it stays Crashed.
+    assert_eq!(
+        decide(Some(&running), &crashed, &ctx(RunKind::Flow, 2)),
+        Decision::Accept
+    );
+    assert_eq!(
+        decide(Some(&running), &crashed, &ctx(RunKind::Task, 1)),
+        Decision::Accept
+    );
+}

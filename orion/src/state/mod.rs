@@ -1,6 +1,8 @@
 //! Run states: what a flow run or task run is doing, and what it ended with.
 
 mod details;
+pub(crate) mod names;
+mod retry;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -10,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use details::StateDetails;
+pub use retry::{RetryDelay, RetryPolicy};
 
 /// The kind of a [`State`]; several named states share one type
 /// (`Late` and `AwaitingRetry` are both [`StateType::Scheduled`]).
@@ -136,11 +139,11 @@ impl<T> State<T> {
     }
     /// `Late`: a Scheduled run past its start time.
     pub fn late(at: Timestamp) -> Self {
-        Self::new(StateType::Scheduled, "Late").with_scheduled_time(at)
+        Self::new(StateType::Scheduled, names::LATE).with_scheduled_time(at)
     }
     /// `AwaitingRetry`: a Scheduled run that failed and will run again at `at`.
     pub fn awaiting_retry(at: Timestamp) -> Self {
-        Self::new(StateType::Scheduled, "AwaitingRetry").with_scheduled_time(at)
+        Self::new(StateType::Scheduled, names::AWAITING_RETRY).with_scheduled_time(at)
     }
     /// `Pending`.
     pub fn pending() -> Self {
@@ -152,7 +155,7 @@ impl<T> State<T> {
     }
     /// `Retrying`: Running again after a failure.
     pub fn retrying() -> Self {
-        Self::new(StateType::Running, "Retrying")
+        Self::new(StateType::Running, names::RETRYING)
     }
     /// `Completed`.
     pub fn completed() -> Self {
@@ -160,7 +163,7 @@ impl<T> State<T> {
     }
     /// `Cached`: Completed with a result taken from an earlier run.
     pub fn cached() -> Self {
-        Self::new(StateType::Completed, "Cached")
+        Self::new(StateType::Completed, names::CACHED)
     }
     /// `Failed` with a message.
     pub fn failed(message: impl Into<String>) -> Self {
@@ -168,7 +171,7 @@ impl<T> State<T> {
     }
     /// `TimedOut`: Failed because the run exceeded its timeout.
     pub fn timed_out(message: impl Into<String>) -> Self {
-        Self::new(StateType::Failed, "TimedOut").with_message(message)
+        Self::new(StateType::Failed, names::TIMED_OUT).with_message(message)
     }
     /// `Crashed` with a message.
     pub fn crashed(message: impl Into<String>) -> Self {

@@ -55,6 +55,8 @@ pub struct FlowRunFilter {
     pub expected_start_after: Option<Timestamp>,
     /// Only runs whose expected start is at or before this time.
     pub expected_start_before: Option<Timestamp>,
+    /// Only runs with a lease that expires before this time (the reaper's question).
+    pub lease_expires_before: Option<Timestamp>,
     /// Order.
     pub sort: Sort,
     /// Skip this many.
@@ -140,6 +142,12 @@ impl FlowRunFilter {
         self.expected_start_before = before;
         self
     }
+    /// Only runs with a lease expiring before `at`.
+    #[must_use]
+    pub fn lease_expires_before(mut self, at: Timestamp) -> Self {
+        self.lease_expires_before = Some(at);
+        self
+    }
     /// Order of the results.
     #[must_use]
     pub fn sort(mut self, sort: Sort) -> Self {
@@ -188,6 +196,9 @@ impl FlowRunFilter {
             && self
                 .expected_start_before
                 .is_none_or(|t| run.expected_start_time.is_some_and(|e| e <= t))
+            && self
+                .lease_expires_before
+                .is_none_or(|t| run.lease.as_ref().is_some_and(|l| l.expires < t))
     }
 
     /// Sorts and pages `runs` that already passed [`FlowRunFilter::matches`].
@@ -356,6 +367,8 @@ pub struct DeploymentFilter {
     pub name: Option<String>,
     /// Only deployments having every one of these tags.
     pub tags: Vec<String>,
+    /// Only paused (true) or active (false) deployments.
+    pub paused: Option<bool>,
 }
 
 impl DeploymentFilter {
@@ -381,9 +394,16 @@ impl DeploymentFilter {
         self.tags = tags.into_iter().map(Into::into).collect();
         self
     }
+    /// Only paused (`true`) or active (`false`) deployments.
+    #[must_use]
+    pub fn paused(mut self, paused: bool) -> Self {
+        self.paused = Some(paused);
+        self
+    }
     /// Whether `d` passes.
     pub fn matches(&self, d: &super::records::Deployment) -> bool {
-        self.flow_name.as_deref().is_none_or(|f| d.flow_name == f)
+        self.paused.is_none_or(|p| d.paused == p)
+            && self.flow_name.as_deref().is_none_or(|f| d.flow_name == f)
             && self.name.as_deref().is_none_or(|n| d.name == n)
             && self.tags.iter().all(|t| d.tags.contains(t))
     }

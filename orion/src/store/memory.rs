@@ -1,15 +1,18 @@
 //! The in-memory backend: always available, used by tests and `memory://`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
+use jiff::Timestamp;
 use uuid::Uuid;
 
 use super::{
-    Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, LogFilter, LogRecord, SetState,
-    Store, StoreError, StoreFuture, TaskRun, TaskRunFilter,
+    Claim, Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, LogFilter, LogRecord,
+    Renewal, SetState, Sort, Store, StoreError, StoreFuture, TaskRun, TaskRunFilter, WorkQueue,
 };
-use crate::state::{State, StateType};
+use crate::state::StateType;
+use super::bookkeeping::{RunTimes, record_state_times, strip};
+use crate::state::State;
 
 /// A [`Store`] that keeps everything in this process's memory.
 ///
@@ -34,6 +37,51 @@ struct Inner {
     runs_by_deployment: HashMap<Uuid, Vec<Uuid>>,
     deployments: HashMap<Uuid, Deployment>,
     deployment_ids: HashMap<(Uuid, String), Uuid>,
+    work_queues: HashMap<String, WorkQueue>,
+    /// The runs of each work queue that agents look for: the due ones in time order, and how
+    /// many are held (so a claim checks a queue's limit without a scan).
+    queued: HashMap<String, QueueRuns>,
+}
+
+#[derive(Debug, Default)]
+struct QueueRuns {
+    /// Scheduled runs by expected start.
+    waiting: BTreeSet<(Timestamp, Uuid)>,
+    /// Pending, Running and Cancelling runs.
+    held: HashSet<Uuid>,
+}
+
+/// Whether a run in this state counts against its queue's concurrency limit.
+pub(crate) fn holds_a_slot(state: Option<&State>) -> bool {
+    state.is_some_and(|s| {
+        matches!(
+            s.state_type(),
+            StateType::Pending | StateType::Running | StateType::Cancelling
+        )
+    })
+}
+
+/// Where a run of a work queue sits in the queue's index.
+#[derive(Debug, Clone, PartialEq)]
+struct QueueSlot {
+    queue: String,
+    at: Timestamp,
+    id: Uuid,
+    waiting: bool,
+    held: bool,
+}
+
+impl QueueSlot {
+    /// None for a run in no queue.
+    fn of(run: &FlowRun) -> Option<Self> {
+        Some(QueueSlot {
+            queue: run.work_queue_name.clone()?,
+            at: run.expected_start_time.unwrap_or(Timestamp::MIN),
+            id: run.id,
+            waiting: run.state.as_ref().is_some_and(State::is_scheduled),
+            held: holds_a_slot(run.state.as_ref()),
+        })
+    }
 }
 
 /// A run as stored: the record holding its current state, plus the states before it.
@@ -42,46 +90,6 @@ struct Inner {
 struct Entry<R> {
     run: R,
     earlier: Vec<State>,
-}
-
-/// The fields a state write updates on either kind of run.
-pub(crate) trait RunTimes {
-    fn state_slot(&mut self) -> &mut Option<State>;
-    fn times(
-        &mut self,
-    ) -> (
-        &mut u32,
-        &mut Option<jiff::Timestamp>,
-        &mut Option<jiff::Timestamp>,
-    );
-}
-
-macro_rules! run_times {
-    ($($run:ty),*) => {$(
-        impl RunTimes for $run {
-            fn state_slot(&mut self) -> &mut Option<State> {
-                &mut self.state
-            }
-            fn times(&mut self) -> (&mut u32, &mut Option<jiff::Timestamp>, &mut Option<jiff::Timestamp>) {
-                (&mut self.run_count, &mut self.start_time, &mut self.end_time)
-            }
-        }
-    )*};
-}
-run_times!(FlowRun, TaskRun);
-
-/// Bookkeeping every backend does on an accepted state write: run count, start and end time.
-pub(crate) fn record_state_times<R: RunTimes>(run: &mut R, state: &State) {
-    let (run_count, start, end) = run.times();
-    match state.state_type() {
-        StateType::Running => {
-            *run_count += 1;
-            start.get_or_insert(state.timestamp());
-            *end = None;
-        }
-        t if t.is_terminal() => *end = Some(state.timestamp()),
-        _ => {}
-    }
 }
 
 impl<R: RunTimes + Clone> Entry<R> {
@@ -130,21 +138,79 @@ impl<R: RunTimes + Clone> Entry<R> {
     }
 }
 
-/// The history keeps no result data: results live in the cache index only.
-pub(crate) fn strip(state: State) -> State {
-    if state.data().is_some() {
-        state.map_data(|_| None)
-    } else {
-        state
-    }
-}
-
 impl Inner {
+    /// Moves a run's place in its queue's index from `before` to `after`.
+    fn reindex(&mut self, before: Option<QueueSlot>, after: Option<QueueSlot>) {
+        if before == after {
+            return;
+        }
+        if let Some(b) = before {
+            if let Some(q) = self.queued.get_mut(&b.queue) {
+                q.waiting.remove(&(b.at, b.id));
+                q.held.remove(&b.id);
+            }
+        }
+        if let Some(a) = after {
+            let q = self.queued.entry(a.queue).or_default();
+            if a.waiting {
+                q.waiting.insert((a.at, a.id));
+            } else if a.held {
+                q.held.insert(a.id);
+            }
+        }
+    }
+
+    /// Writes `state` on flow run `id` if it is in `expected`, keeping the queue index.
+    fn set_flow_run_state(
+        &mut self,
+        id: Uuid,
+        expected: Option<Uuid>,
+        state: State,
+    ) -> Result<SetState, StoreError> {
+        let Some(entry) = self.flow_runs.get_mut(&id) else {
+            return Err(StoreError::NotFound {
+                what: "flow run",
+                id,
+            });
+        };
+        let before = QueueSlot::of(&entry.run);
+        let written = entry.set_state(expected, state);
+        if written == SetState::Written {
+            let after = QueueSlot::of(&entry.run);
+            self.reindex(before, after);
+        }
+        Ok(written)
+    }
+
+    /// The due runs of a queue, earliest first, when `filter` asks exactly for those.
+    fn waiting_in_queue<'a>(
+        &'a self,
+        filter: &'a FlowRunFilter,
+    ) -> Option<Box<dyn Iterator<Item = &'a FlowRun> + 'a>> {
+        let queue = filter.work_queue_name.as_ref()?;
+        if filter.state_types != [StateType::Scheduled] || filter.deployment_id.is_some() {
+            return None;
+        }
+        let waiting = self.queued.get(queue).map(|q| &q.waiting);
+        Some(Box::new(
+            waiting
+                .into_iter()
+                .flatten()
+                .take_while(move |(at, _)| filter.expected_start_before.is_none_or(|b| *at <= b))
+                .filter_map(|(_, id)| self.flow_runs.get(id))
+                .map(|e| &e.run)
+                .filter(move |r| filter.matches(r)),
+        ))
+    }
+
     /// The flow runs passing `filter`, found through the deployment index when it names one.
     fn matching_runs<'a>(
         &'a self,
         filter: &'a FlowRunFilter,
     ) -> Box<dyn Iterator<Item = &'a FlowRun> + 'a> {
+        if let Some(waiting) = self.waiting_in_queue(filter) {
+            return waiting;
+        }
         let runs: Box<dyn Iterator<Item = &'a FlowRun> + 'a> = match filter.deployment_id {
             Some(d) => Box::new(
                 self.runs_by_deployment
@@ -241,6 +307,7 @@ impl Store for MemoryStore {
                 .or_default()
                 .push(snapshot.id);
         }
+        inner.reindex(None, QueueSlot::of(&snapshot));
         inner.flow_runs.insert(snapshot.id, entry);
         ready(Ok(snapshot))
     }
@@ -250,6 +317,7 @@ impl Store for MemoryStore {
         let doomed: Vec<Uuid> = inner.matching_runs(filter).map(|r| r.id).collect();
         for id in &doomed {
             if let Some(entry) = inner.flow_runs.remove(id) {
+                inner.reindex(QueueSlot::of(&entry.run), None);
                 if let Some(key) = entry.run.idempotency_key {
                     inner.idempotency.remove(&(entry.run.flow_id, key));
                 }
@@ -347,6 +415,17 @@ impl Store for MemoryStore {
 
     fn read_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, Vec<FlowRun>> {
         let inner = self.lock();
+        if filter.sort == Sort::ExpectedStartAsc {
+            if let Some(waiting) = inner.waiting_in_queue(filter) {
+                // Already in order: page without collecting the whole queue.
+                let page = waiting
+                    .skip(filter.offset)
+                    .take(filter.limit.unwrap_or(usize::MAX))
+                    .cloned()
+                    .collect();
+                return ready(Ok(page));
+            }
+        }
         let runs = inner.matching_runs(filter).cloned().collect();
         ready(Ok(filter.finish(runs)))
     }
@@ -357,14 +436,7 @@ impl Store for MemoryStore {
         expected: Option<Uuid>,
         state: State,
     ) -> StoreFuture<'_, SetState> {
-        let mut inner = self.lock();
-        ready(match inner.flow_runs.get_mut(&id) {
-            Some(entry) => Ok(entry.set_state(expected, state)),
-            None => Err(StoreError::NotFound {
-                what: "flow run",
-                id,
-            }),
-        })
+        ready(self.lock().set_flow_run_state(id, expected, state))
     }
 
     fn read_flow_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
@@ -510,5 +582,119 @@ impl Store for MemoryStore {
         logs.sort_by_key(|l| l.timestamp);
         logs.truncate(filter.limit.unwrap_or(usize::MAX));
         ready(Ok(logs))
+    }
+
+    fn claim_flow_runs<'a>(&'a self, claim: &'a Claim) -> StoreFuture<'a, Vec<FlowRun>> {
+        let mut inner = self.lock();
+        let queue = inner.work_queues.get(&claim.work_queue).cloned();
+        if queue.as_ref().is_some_and(|q| q.paused) {
+            return ready(Ok(Vec::new()));
+        }
+        let limit = queue.and_then(|q| q.concurrency_limit).map(|l| l as usize);
+        let now = claim.lease.renewed;
+        let mut claimed = Vec::new();
+        for want in &claim.runs {
+            let held = inner.queued.get(&claim.work_queue).map_or(0, |q| q.held.len());
+            if limit.is_some_and(|l| held >= l) {
+                break;
+            }
+            let Some(entry) = inner.flow_runs.get_mut(&want.id) else {
+                continue;
+            };
+            let run = &entry.run;
+            let leased_elsewhere = run
+                .lease
+                .as_ref()
+                .is_some_and(|l| l.owner != claim.lease.owner && l.expires > now);
+            if run.state.as_ref().map(State::id) != Some(want.expected) || leased_elsewhere {
+                continue;
+            }
+            let before = QueueSlot::of(run);
+            entry.set_state(Some(want.expected), want.state.clone());
+            entry.run.lease = Some(claim.lease.clone());
+            let after = entry.run.clone();
+            inner.reindex(before, QueueSlot::of(&after));
+            claimed.push(after);
+        }
+        ready(Ok(claimed))
+    }
+
+    fn renew_leases(
+        &self,
+        owner: Uuid,
+        runs: Vec<Uuid>,
+        expires: Timestamp,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Vec<Renewal>> {
+        let mut inner = self.lock();
+        let renewals = runs
+            .into_iter()
+            .map(|id| match inner.flow_runs.get_mut(&id) {
+                None => Renewal {
+                    id,
+                    held: false,
+                    state: None,
+                },
+                Some(entry) => {
+                    let run = &mut entry.run;
+                    let held = match &mut run.lease {
+                        Some(lease) if lease.owner == owner => {
+                            lease.expires = expires;
+                            lease.renewed = now;
+                            true
+                        }
+                        _ => false,
+                    };
+                    Renewal {
+                        id,
+                        held,
+                        state: run.state.clone(),
+                    }
+                }
+            })
+            .collect();
+        ready(Ok(renewals))
+    }
+
+    fn upsert_work_queue(&self, mut queue: WorkQueue) -> StoreFuture<'_, WorkQueue> {
+        let mut inner = self.lock();
+        if let Some(existing) = inner.work_queues.get(&queue.name) {
+            queue.id = existing.id;
+            queue.created = existing.created;
+            queue.last_polled = existing.last_polled;
+            queue.last_polled_by.clone_from(&existing.last_polled_by);
+        }
+        inner.work_queues.insert(queue.name.clone(), queue.clone());
+        ready(Ok(queue))
+    }
+
+    fn read_work_queue<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<WorkQueue>> {
+        ready(Ok(self.lock().work_queues.get(name).cloned()))
+    }
+
+    fn read_work_queues(&self) -> StoreFuture<'_, Vec<WorkQueue>> {
+        let mut queues: Vec<WorkQueue> = self.lock().work_queues.values().cloned().collect();
+        queues.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
+        ready(Ok(queues))
+    }
+
+    fn delete_work_queue<'a>(&'a self, name: &'a str) -> StoreFuture<'a, bool> {
+        ready(Ok(self.lock().work_queues.remove(name).is_some()))
+    }
+
+    fn poll_work_queues(
+        &self,
+        names: Vec<String>,
+        agent: String,
+        at: Timestamp,
+    ) -> StoreFuture<'_, ()> {
+        let mut inner = self.lock();
+        for name in names {
+            if let Some(q) = inner.work_queues.get_mut(&name) {
+                q.last_polled = Some(at);
+                q.last_polled_by = Some(agent.clone());
+            }
+        }
+        ready(Ok(()))
     }
 }

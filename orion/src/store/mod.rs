@@ -4,6 +4,7 @@
 //! `orchestration`). Every state write is a compare-and-set on the run's current state id, so
 //! two writers can never both move a run out of the same state.
 
+mod bookkeeping;
 mod error;
 mod filter;
 mod memory;
@@ -21,11 +22,78 @@ use uuid::Uuid;
 pub use error::StoreError;
 pub use filter::{DeploymentFilter, FlowRunFilter, LogFilter, Sort, TaskRunFilter};
 pub use memory::MemoryStore;
-pub use records::{Deployment, DeploymentSchedule, Flow, FlowRun, LogLevel, LogRecord, TaskRun};
+pub use records::{
+    CatchUp, Deployment, DeploymentSchedule, Flow, FlowRun, Lease, LogLevel, LogRecord, TaskRun,
+    WorkQueue,
+};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, SqliteStore};
 
 use crate::state::State;
+
+/// A guarded claim of due flow runs from one work queue, written all at once by
+/// [`Store::claim_flow_runs`].
+///
+/// The store knows no transition rules: the client decided that each candidate may go to
+/// Pending; the store only checks, atomically with the writes, that each is still in the
+/// state the decision was made against, that no one else holds a live lease on it, and that
+/// the queue is not paused and has room under its concurrency limit.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Claim {
+    /// The queue the runs are taken from.
+    pub work_queue: String,
+    /// The runs, in the order to claim them.
+    pub runs: Vec<ClaimRun>,
+    /// The lease written on each claimed run.
+    pub lease: Lease,
+}
+
+impl Claim {
+    /// A claim of `runs` from `work_queue` under `lease`.
+    pub fn new(work_queue: impl Into<String>, runs: Vec<ClaimRun>, lease: Lease) -> Self {
+        Claim {
+            work_queue: work_queue.into(),
+            runs,
+            lease,
+        }
+    }
+}
+
+/// One run of a [`Claim`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClaimRun {
+    /// The run.
+    pub id: Uuid,
+    /// The state id it must still be in.
+    pub expected: Uuid,
+    /// The state it enters (Pending).
+    pub state: State,
+}
+
+impl ClaimRun {
+    /// Claim run `id`, expected in state `expected`, into `state`.
+    pub fn new(id: Uuid, expected: Uuid, state: State) -> Self {
+        ClaimRun {
+            id,
+            expected,
+            state,
+        }
+    }
+}
+
+/// What a lease renewal found for one run.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Renewal {
+    /// The run.
+    pub id: Uuid,
+    /// Whether the caller still holds the lease (it was extended).
+    pub held: bool,
+    /// The run's current state (None: the run is gone).
+    pub state: Option<State>,
+}
 
 /// The boxed future every [`Store`] method returns, so the trait stays dyn-compatible.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -114,6 +182,54 @@ pub trait Store: Send + Sync + 'static {
     fn read_task_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>>;
     /// The newest Completed state stored under `key`, with its data.
     fn read_cached_state<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<State>>;
+
+    /// Inserts several flow runs as [`Store::create_flow_run`] does each, in one write where
+    /// the backend can; returns each stored run (the existing one for a taken idempotency
+    /// key), in order.
+    fn create_flow_runs(&self, runs: Vec<FlowRun>) -> StoreFuture<'_, Vec<FlowRun>> {
+        Box::pin(async move {
+            let mut stored = Vec::with_capacity(runs.len());
+            for run in runs {
+                stored.push(self.create_flow_run(run).await?);
+            }
+            Ok(stored)
+        })
+    }
+
+    /// Claims due flow runs: see [`Claim`]. Each run still in its expected state, without a
+    /// live lease of another owner, is moved to its Pending state with the claim's lease, in
+    /// order, while the queue is unpaused and has room; the rest are left alone. Returns the
+    /// claimed runs. All of it is one atomic write: two claimers never both get a run, and a
+    /// queue's limit holds however many agents claim from it at once.
+    fn claim_flow_runs<'a>(&'a self, claim: &'a Claim) -> StoreFuture<'a, Vec<FlowRun>>;
+
+    /// Extends the leases `owner` holds on `runs` to `expires` (renewed at `now`) and reports
+    /// each run's current state, so the holder learns of cancellation requests and of runs it
+    /// no longer holds (reaped, finished elsewhere).
+    fn renew_leases(
+        &self,
+        owner: Uuid,
+        runs: Vec<Uuid>,
+        expires: jiff::Timestamp,
+        now: jiff::Timestamp,
+    ) -> StoreFuture<'_, Vec<Renewal>>;
+
+    /// Creates a work queue, or updates the one of that name (keeping its id, creation time
+    /// and poll status).
+    fn upsert_work_queue(&self, queue: WorkQueue) -> StoreFuture<'_, WorkQueue>;
+    /// A work queue by name.
+    fn read_work_queue<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<WorkQueue>>;
+    /// Every work queue, by priority then name.
+    fn read_work_queues(&self) -> StoreFuture<'_, Vec<WorkQueue>>;
+    /// Deletes a work queue (its runs stay); returns whether it existed.
+    fn delete_work_queue<'a>(&'a self, name: &'a str) -> StoreFuture<'a, bool>;
+    /// Records that `agent` asked the queues `names` for work at `at`.
+    fn poll_work_queues(
+        &self,
+        names: Vec<String>,
+        agent: String,
+        at: jiff::Timestamp,
+    ) -> StoreFuture<'_, ()>;
 
     /// Appends log records.
     fn write_logs(&self, logs: Vec<LogRecord>) -> StoreFuture<'_, ()>;

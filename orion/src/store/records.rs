@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::state::State;
+use crate::state::{RetryPolicy, State};
 
 /// A flow: the named unit that flow runs belong to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +73,41 @@ pub struct FlowRun {
     pub start_time: Option<Timestamp>,
     /// When it entered a final state.
     pub end_time: Option<Timestamp>,
+    /// Its retry policy, kept with it so that whoever finds it failed or crashed (its own
+    /// engine, or the reaper in another process) retries it the same way.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// The agent holding it while it is claimed, running or being cancelled: a run whose
+    /// lease expires without renewal is found crashed by the reaper.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+/// Who holds a claimed run, and until when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Lease {
+    /// The holder's id (one per agent).
+    pub owner: Uuid,
+    /// The holder's name, for messages (`agent 'web-1'`).
+    pub owner_name: String,
+    /// When the lease lapses unless renewed.
+    pub expires: Timestamp,
+    /// When the holder last renewed it (or claimed the run).
+    pub renewed: Timestamp,
+}
+
+impl Lease {
+    /// A lease held by `owner` from `now` for `duration`.
+    pub fn new(owner: Uuid, owner_name: impl Into<String>, now: Timestamp, duration: std::time::Duration) -> Self {
+        let duration = jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::MAX);
+        Lease {
+            owner,
+            owner_name: owner_name.into(),
+            expires: now.checked_add(duration).unwrap_or(Timestamp::MAX),
+            renewed: now,
+        }
+    }
 }
 
 impl FlowRun {
@@ -97,6 +132,8 @@ impl FlowRun {
             expected_start_time: None,
             start_time: None,
             end_time: None,
+            retry: RetryPolicy::default(),
+            lease: None,
         }
     }
 }
@@ -250,6 +287,13 @@ pub struct Deployment {
     pub work_queue_name: String,
     /// Whether its schedules are off.
     pub paused: bool,
+    /// What becomes of the slots its schedules passed while nothing was serving.
+    #[serde(default)]
+    pub catchup: CatchUp,
+    /// Its flow's retry policy, given to its runs (taken from the flow when the program
+    /// that applied the deployment has it).
+    #[serde(default)]
+    pub retry: RetryPolicy,
     /// When it was first created.
     pub created: Timestamp,
     /// When it was last applied.
@@ -295,6 +339,122 @@ impl DeploymentSchedule {
     #[must_use]
     pub fn parameters(mut self, parameters: serde_json::Map<String, serde_json::Value>) -> Self {
         self.parameters = parameters;
+        self
+    }
+}
+
+/// What becomes of a deployment's scheduled runs whose time passed while no agent was serving
+/// (the program was down): Prefect runs them all; orion lets a deployment choose.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum CatchUp {
+    /// Run every missed slot (Prefect's behaviour).
+    #[default]
+    All,
+    /// Run only the most recent missed slot; cancel the older ones, saying why.
+    Latest,
+    /// Run none of them: cancel every missed slot, saying why.
+    None,
+}
+
+impl std::str::FromStr for CatchUp {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(CatchUp::All),
+            "latest" => Ok(CatchUp::Latest),
+            "none" => Ok(CatchUp::None),
+            other => Err(format!("unknown catch-up policy {other:?}: expected all, latest or none")),
+        }
+    }
+}
+
+/// A work queue: where deployment runs wait for an agent.
+///
+/// Agents serve queues in priority order (lower first): a queue's runs are taken only when no
+/// queue before it has a due run the agent could take. A paused queue hands out nothing; a
+/// queue with a concurrency limit hands out runs only while fewer than that many of its runs
+/// are claimed or running. With tags, the queue hands out only runs carrying all of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WorkQueue {
+    /// Its id.
+    pub id: Uuid,
+    /// Its unique name.
+    pub name: String,
+    /// A description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Whether it hands out no runs.
+    #[serde(default)]
+    pub paused: bool,
+    /// At most this many of its runs claimed or running at once (None: no limit).
+    #[serde(default)]
+    pub concurrency_limit: Option<u32>,
+    /// Its place in an agent's order: lower first.
+    #[serde(default)]
+    pub priority: i32,
+    /// Only runs carrying all of these tags are handed out.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// When it was created.
+    pub created: Timestamp,
+    /// When an agent last asked it for work.
+    #[serde(default)]
+    pub last_polled: Option<Timestamp>,
+    /// The agent that last asked.
+    #[serde(default)]
+    pub last_polled_by: Option<String>,
+}
+
+impl WorkQueue {
+    /// The name of the queue that always exists.
+    pub const DEFAULT: &'static str = "default";
+
+    /// A queue named `name`, unpaused, without limit, priority 0, created at `now`.
+    pub fn new(name: impl Into<String>, now: Timestamp) -> Self {
+        WorkQueue {
+            id: crate::ids::new_id(),
+            name: name.into(),
+            description: None,
+            paused: false,
+            concurrency_limit: None,
+            priority: 0,
+            tags: Vec::new(),
+            created: now,
+            last_polled: None,
+            last_polled_by: None,
+        }
+    }
+    /// Sets the description.
+    #[must_use]
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+    /// Pauses or unpauses it.
+    #[must_use]
+    pub fn paused(mut self, paused: bool) -> Self {
+        self.paused = paused;
+        self
+    }
+    /// Sets the concurrency limit.
+    #[must_use]
+    pub fn concurrency_limit(mut self, limit: Option<u32>) -> Self {
+        self.concurrency_limit = limit;
+        self
+    }
+    /// Sets the priority (lower first).
+    #[must_use]
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+    /// Hands out only runs carrying all of `tags`.
+    #[must_use]
+    pub fn tags<S: Into<String>>(mut self, tags: impl IntoIterator<Item = S>) -> Self {
+        self.tags = tags.into_iter().map(Into::into).collect();
         self
     }
 }

@@ -486,6 +486,8 @@ fn deployment(flow: &Flow, name: &str) -> Deployment {
         schedules: Vec::new(),
         work_queue_name: "default".into(),
         paused: false,
+        catchup: Default::default(),
+        retry: Default::default(),
         created: now,
         updated: now,
     }

@@ -109,6 +109,7 @@ fn flow_run_rows(filter: &FlowRunFilter) -> Where {
     if let Some(queue) = &filter.work_queue_name {
         w.and("work_queue = ?", [text(queue)]);
     }
+    w.and_time("lease_until < ?", filter.lease_expires_before, SLACK_NANOS);
     w.and_time("created >= ?", filter.created_after, -SLACK_NANOS);
     w.and_time("created < ?", filter.created_before, SLACK_NANOS);
     w.and_time(

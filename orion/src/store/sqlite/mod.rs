@@ -14,6 +14,7 @@ mod file;
 mod filters;
 mod live;
 mod queries;
+mod queues;
 mod runs;
 mod schema;
 mod writer;

@@ -7,8 +7,8 @@ use uuid::Uuid;
 use super::filters;
 use super::live::{Route, Taken};
 use super::runs::{
-    enter_state, first_state, history, read_history, set_state, state_columns, store_cache,
-    update_run,
+    enter_state, first_state, history, nanos, read_history, set_state, state_columns,
+    store_cache, update_run,
 };
 use super::{SqliteStore, atomically, backend, by_id, exec, exists, json, many, one, ready};
 use crate::state::State;
@@ -43,51 +43,75 @@ impl Store for SqliteStore {
     }
 
     fn create_flow_run(&self, mut run: FlowRun) -> StoreFuture<'_, FlowRun> {
-        let created = self.write(move |tx| {
-            if !exists(tx, "SELECT 1 FROM flows WHERE id = ?1", &run.flow_id.to_string())? {
-                return Err(StoreError::NotFound { what: "flow", id: run.flow_id });
-            }
-            if exists(tx, "SELECT 1 FROM flow_runs WHERE id = ?1", &run.id.to_string())? {
-                return Err(StoreError::AlreadyExists { what: "flow run", key: run.id.to_string() });
-            }
-            if let Some(key) = &run.idempotency_key {
-                let sql = "SELECT body FROM flow_runs WHERE flow_id = ?1 AND idempotency_key = ?2";
-                if let Some(existing) = one(tx, sql, params![run.flow_id.to_string(), key])? {
-                    return Ok(existing);
-                }
-            }
-            let first = first_state(&mut run);
-            let state = state_columns(&mut run);
-            let nanos = |t: jiff::Timestamp| i64::try_from(t.as_nanosecond()).ok();
-            exec(tx,
-                "INSERT INTO flow_runs (id, flow_id, deployment_id, parent_task_run_id, idempotency_key, body, state_id, state_type, state_name, created, expected_start, work_queue, history) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                params![
-                    run.id.to_string(),
-                    run.flow_id.to_string(),
-                    run.deployment_id.map(|d| d.to_string()),
-                    run.parent_task_run_id.map(|d| d.to_string()),
-                    run.idempotency_key,
-                    json(&run)?,
-                    state.id,
-                    state.kind,
-                    state.name,
-                    nanos(run.created),
-                    run.expected_start_time.and_then(nanos),
-                    run.work_queue_name,
-                    history(first.as_ref().map(json).transpose()?.as_slice())
-                ],
-            )?;
-            for tag in &run.tags {
-                exec(tx, "INSERT OR IGNORE INTO flow_run_tags (tag, run_id) VALUES (?1, ?2)", params![tag, run.id.to_string()])?;
-            }
-            Ok(run)
-        });
+        let created = self.write(move |tx| insert_flow_run(tx, &mut run).map(|()| run));
         Box::pin(async move {
             let run = created.await?;
             self.live
                 .flow_run_stored(run.id, run.state.as_ref().is_some_and(State::is_final));
             Ok(run)
         })
+    }
+
+    fn create_flow_runs(&self, runs: Vec<FlowRun>) -> StoreFuture<'_, Vec<FlowRun>> {
+        // One transaction for the lot: a scheduler's bulk insert, all or none.
+        self.write(move |tx| {
+            runs.into_iter()
+                .map(|mut run| insert_flow_run(tx, &mut run).map(|()| run))
+                .collect()
+        })
+    }
+
+    fn claim_flow_runs<'a>(&'a self, claim: &'a crate::store::Claim) -> StoreFuture<'a, Vec<FlowRun>> {
+        let owned = claim.clone();
+        let claimed = self.write(move |tx| super::queues::claim(tx, &owned));
+        Box::pin(async move {
+            let claimed = claimed.await?;
+            for run in &claimed {
+                // Held here now: its task runs' writes may be queued.
+                self.live.flow_run_stored(run.id, false);
+            }
+            Ok(claimed)
+        })
+    }
+
+    fn renew_leases(
+        &self,
+        owner: Uuid,
+        runs: Vec<Uuid>,
+        expires: jiff::Timestamp,
+        now: jiff::Timestamp,
+    ) -> StoreFuture<'_, Vec<crate::store::Renewal>> {
+        self.write(move |tx| super::queues::renew(tx, owner, &runs, expires, now))
+    }
+
+    fn upsert_work_queue(&self, queue: crate::store::WorkQueue) -> StoreFuture<'_, crate::store::WorkQueue> {
+        self.write(move |tx| super::queues::upsert(tx, queue))
+    }
+
+    fn read_work_queue<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<crate::store::WorkQueue>> {
+        self.with(move |conn| one(conn, "SELECT body FROM work_queues WHERE name = ?1", [name]))
+    }
+
+    fn read_work_queues(&self) -> StoreFuture<'_, Vec<crate::store::WorkQueue>> {
+        self.with(move |conn| {
+            let mut queues: Vec<crate::store::WorkQueue> = many(conn, "SELECT body FROM work_queues", [])?;
+            queues.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
+            Ok(queues)
+        })
+    }
+
+    fn delete_work_queue<'a>(&'a self, name: &'a str) -> StoreFuture<'a, bool> {
+        let name = name.to_owned();
+        self.write(move |tx| Ok(exec(tx, "DELETE FROM work_queues WHERE name = ?1", [name])? > 0))
+    }
+
+    fn poll_work_queues(
+        &self,
+        names: Vec<String>,
+        agent: String,
+        at: jiff::Timestamp,
+    ) -> StoreFuture<'_, ()> {
+        self.write(move |tx| super::queues::polled(tx, &names, &agent, at))
     }
 
     fn delete_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, usize> {
@@ -334,6 +358,49 @@ impl Store for SqliteStore {
             )? > 0)
         })
     }
+}
+
+/// Inserts a flow run's row with its tags (or, for a taken idempotency key, leaves `run` as
+/// the stored run with that key).
+fn insert_flow_run(tx: &Connection, run: &mut FlowRun) -> Result<(), StoreError> {
+    if !exists(tx, "SELECT 1 FROM flows WHERE id = ?1", &run.flow_id.to_string())? {
+        return Err(StoreError::NotFound { what: "flow", id: run.flow_id });
+    }
+    if exists(tx, "SELECT 1 FROM flow_runs WHERE id = ?1", &run.id.to_string())? {
+        return Err(StoreError::AlreadyExists { what: "flow run", key: run.id.to_string() });
+    }
+    if let Some(key) = &run.idempotency_key {
+        let sql = "SELECT body FROM flow_runs WHERE flow_id = ?1 AND idempotency_key = ?2";
+        if let Some(existing) = one(tx, sql, params![run.flow_id.to_string(), key])? {
+            *run = existing;
+            return Ok(());
+        }
+    }
+    let first = first_state(run);
+    let state = state_columns(run);
+    exec(tx,
+        "INSERT INTO flow_runs (id, flow_id, deployment_id, parent_task_run_id, idempotency_key, body, state_id, state_type, state_name, created, expected_start, work_queue, history, lease_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            run.id.to_string(),
+            run.flow_id.to_string(),
+            run.deployment_id.map(|d| d.to_string()),
+            run.parent_task_run_id.map(|d| d.to_string()),
+            run.idempotency_key,
+            json(&*run)?,
+            state.id,
+            state.kind,
+            state.name,
+            nanos(run.created),
+            run.expected_start_time.and_then(nanos),
+            run.work_queue_name,
+            history(first.as_ref().map(json).transpose()?.as_slice()),
+            run.lease.as_ref().and_then(|l| nanos(l.expires)),
+        ],
+    )?;
+    for tag in &run.tags {
+        exec(tx, "INSERT OR IGNORE INTO flow_run_tags (tag, run_id) VALUES (?1, ?2)", params![tag, run.id.to_string()])?;
+    }
+    Ok(())
 }
 
 /// Inserts a task run's row with its history. The constraints say when its flow run is

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{backend, by_id, exec, json, parse};
 use crate::state::State;
-use crate::store::memory::{RunTimes, record_state_times, strip};
+use crate::store::bookkeeping::{RunTimes, record_state_times, strip};
 use crate::store::{FlowRun, SetState, StoreError, TaskRun};
 
 /// The first state of a new run: stored without data, with the run's times set from it.
@@ -21,14 +21,22 @@ pub(super) fn first_state<R: RunTimes>(run: &mut R) -> Option<State> {
 
 /// The statement that writes a run over its row in `$table`; see [`update_run`]. The
 /// history is always our own compact array, so appending is text surgery, not a parse.
+/// Flow runs also keep their expected start and lease expiry in columns (`$extra`).
 macro_rules! update_sql {
-    ($table:literal) => {
+    ($table:literal, $extra:literal) => {
         concat!(
             "UPDATE ",
             $table,
-            " SET body = ?2, state_id = ?3, state_type = ?6, state_name = ?7, history = CASE history WHEN '[]' THEN '[' || ?5 || ']' ELSE substr(history, 1, length(history) - 1) || ',' || ?5 || ']' END WHERE id = ?1 AND state_id IS ?4"
+            " SET body = ?2, state_id = ?3, state_type = ?6, state_name = ?7",
+            $extra,
+            ", history = CASE history WHEN '[]' THEN '[' || ?5 || ']' ELSE substr(history, 1, length(history) - 1) || ',' || ?5 || ']' END WHERE id = ?1 AND state_id IS ?4"
         )
     };
+}
+
+/// A time as its column keeps it: nanoseconds since the epoch.
+pub(super) fn nanos(t: jiff::Timestamp) -> Option<i64> {
+    i64::try_from(t.as_nanosecond()).ok()
 }
 
 /// A table of runs with their state history: flow runs or task runs.
@@ -41,18 +49,29 @@ pub(super) trait RunTable: RunTimes + Serialize + DeserializeOwned {
     fn note(&mut self, _state: &State) -> Result<Option<(String, String)>, StoreError> {
         Ok(None)
     }
+    /// The values of its extra columns (`?8`, `?9` of [`RunTable::UPDATE`]), if it has any.
+    fn extra_columns(&self) -> Option<[Option<i64>; 2]> {
+        None
+    }
 }
 
 impl RunTable for FlowRun {
     const TABLE: &'static str = "flow_runs";
     const WHAT: &'static str = "flow run";
-    const UPDATE: &'static str = update_sql!("flow_runs");
+    const UPDATE: &'static str =
+        update_sql!("flow_runs", ", expected_start = ?8, lease_until = ?9");
+    fn extra_columns(&self) -> Option<[Option<i64>; 2]> {
+        Some([
+            self.expected_start_time.and_then(nanos),
+            self.lease.as_ref().and_then(|l| nanos(l.expires)),
+        ])
+    }
 }
 
 impl RunTable for TaskRun {
     const TABLE: &'static str = "task_runs";
     const WHAT: &'static str = "task run";
-    const UPDATE: &'static str = update_sql!("task_runs");
+    const UPDATE: &'static str = update_sql!("task_runs", "");
     /// Remembers the cache key; a Completed state with data is also the cache entry.
     fn note(&mut self, state: &State) -> Result<Option<(String, String)>, StoreError> {
         let Some(key) = &state.details().cache_key else {
@@ -136,8 +155,19 @@ pub(super) fn update_run<R: RunTable>(
     let expected = expected.map(|e| e.to_string());
     let body = json(run)?;
     let state = state_columns(run);
-    let params = params![id, body, state.id, expected, states, state.kind, state.name];
-    Ok(exec(conn, R::UPDATE, params)? > 0)
+    let written = match run.extra_columns() {
+        Some([a, b]) => exec(
+            conn,
+            R::UPDATE,
+            params![id, body, state.id, expected, states, state.kind, state.name, a, b],
+        )?,
+        None => exec(
+            conn,
+            R::UPDATE,
+            params![id, body, state.id, expected, states, state.kind, state.name],
+        )?,
+    };
+    Ok(written > 0)
 }
 
 /// Stores cache entries made by Completed states.

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// The schema version this build writes.
-pub(crate) const VERSION: i64 = 3;
+pub(crate) const VERSION: i64 = 4;
 
 const V1: &str = "
 CREATE TABLE flows (
@@ -125,8 +125,18 @@ CREATE INDEX task_runs_state ON task_runs(state_type);
 CREATE INDEX task_runs_name ON task_runs(name);
 ";
 
+/// Version 4: leases (the reaper looks for runs whose lease lapsed) and work queues.
+const V4: &str = "
+ALTER TABLE flow_runs ADD COLUMN lease_until INTEGER;
+CREATE INDEX flow_runs_lease ON flow_runs(lease_until) WHERE lease_until IS NOT NULL;
+CREATE TABLE work_queues (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+";
+
 /// The steps from each version to the next: `STEPS[n]` takes version `n` to `n + 1`.
-const STEPS: [&str; VERSION as usize] = [V1, V2, V3];
+const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4];
 
 /// Brings the database to [`VERSION`]; refuses one written by a newer orion.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -178,11 +188,11 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// The columns this build reads and writes, per table.
-const COLUMNS: [(&str, &str); 6] = [
+const COLUMNS: [(&str, &str); 7] = [
     ("flows", "id, name, body"),
     (
         "flow_runs",
-        "id, flow_id, deployment_id, parent_task_run_id, idempotency_key, body, state_id, state_type, state_name, created, expected_start, work_queue, history",
+        "id, flow_id, deployment_id, parent_task_run_id, idempotency_key, body, state_id, state_type, state_name, created, expected_start, work_queue, history, lease_until",
     ),
     ("flow_run_tags", "tag, run_id"),
     (
@@ -191,6 +201,7 @@ const COLUMNS: [(&str, &str); 6] = [
     ),
     ("logs", "id, flow_run_id, task_run_id, level, ts, body"),
     ("deployments", "id, flow_id, name, body"),
+    ("work_queues", "name, body"),
 ];
 
 /// Checks that the file has every table and column of [`VERSION`], so that a file whose

@@ -1,5 +1,10 @@
+//! Retry policies: how often and after how long a failed run goes around again. Plain data,
+//! kept with each flow run so that whoever finds it crashed can retry it.
+
 use std::borrow::Cow;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 /// How long to wait before each retry: Prefect's `retry_delay_seconds`.
 ///
@@ -13,7 +18,8 @@ use std::time::Duration;
 /// let list = RetryDelay::List(vec![1.0, 5.0].into());
 /// assert_eq!(list.for_attempt(7), Duration::from_secs(5)); // the last one repeats
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RetryDelay {
     /// The same delay before every retry, in seconds.
     Fixed(f64),
@@ -52,4 +58,27 @@ impl RetryDelay {
             Duration::ZERO
         })
     }
+}
+
+/// A run's retry policy (Prefect's `empirical_policy`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// How many times a failed (or crashed) run may be retried.
+    #[serde(default)]
+    pub retries: u32,
+    /// The delay before each retry.
+    #[serde(default)]
+    pub delay: RetryDelay,
+    /// Random extra delay, as a fraction of the delay (`0.5`: up to 50% more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_factor: Option<f64>,
+}
+
+impl RetryPolicy {
+    /// No retries.
+    pub const NONE: RetryPolicy = RetryPolicy {
+        retries: 0,
+        delay: RetryDelay::Fixed(0.0),
+        jitter_factor: None,
+    };
 }

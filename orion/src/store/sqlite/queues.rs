@@ -1,0 +1,135 @@
+//! Work queues, claims and leases in the file: each operation runs on the writer, inside its
+//! transaction, so a claim's checks and writes are one atomic step for every process.
+
+use rusqlite::{Connection, params};
+use uuid::Uuid;
+
+use super::runs::{enter_state, nanos, update_run};
+use super::{by_id, exec, json, one};
+use crate::store::memory::holds_a_slot;
+use crate::store::{Claim, FlowRun, Renewal, StoreError, WorkQueue};
+
+/// Claims what `claim` names that is still claimable; see [`crate::store::Store::claim_flow_runs`].
+pub(super) fn claim(tx: &Connection, claim: &Claim) -> Result<Vec<FlowRun>, StoreError> {
+    let queue: Option<WorkQueue> = one(
+        tx,
+        "SELECT body FROM work_queues WHERE name = ?1",
+        [&claim.work_queue],
+    )?;
+    if queue.as_ref().is_some_and(|q| q.paused) {
+        return Ok(Vec::new());
+    }
+    let limit = queue.and_then(|q| q.concurrency_limit).map(|l| l as usize);
+    let mut held = match limit {
+        Some(_) => {
+            let count: i64 = tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM flow_runs WHERE work_queue = ?1 AND state_type IN ('PENDING', 'RUNNING', 'CANCELLING')",
+                )
+                .and_then(|mut stmt| stmt.query_row([&claim.work_queue], |r| r.get(0)))
+                .map_err(super::backend)?;
+            usize::try_from(count).unwrap_or(0)
+        }
+        None => 0,
+    };
+    let now = claim.lease.renewed;
+    let mut claimed = Vec::new();
+    for want in &claim.runs {
+        if limit.is_some_and(|l| held >= l) {
+            break;
+        }
+        let Some(mut run): Option<FlowRun> = by_id(tx, "flow_runs", want.id)? else {
+            continue;
+        };
+        let leased_elsewhere = run
+            .lease
+            .as_ref()
+            .is_some_and(|l| l.owner != claim.lease.owner && l.expires > now);
+        if run.state.as_ref().map(crate::State::id) != Some(want.expected) || leased_elsewhere {
+            continue;
+        }
+        let entered = enter_state(&mut run, want.state.clone())?;
+        run.lease = Some(claim.lease.clone());
+        if update_run(tx, &mut run, &want.id.to_string(), Some(want.expected), &entered.state)? {
+            if holds_a_slot(run.state.as_ref()) {
+                held += 1;
+            }
+            claimed.push(run);
+        }
+    }
+    Ok(claimed)
+}
+
+/// Extends `owner`'s leases; see [`crate::store::Store::renew_leases`].
+pub(super) fn renew(
+    tx: &Connection,
+    owner: Uuid,
+    runs: &[Uuid],
+    expires: jiff::Timestamp,
+    now: jiff::Timestamp,
+) -> Result<Vec<Renewal>, StoreError> {
+    let mut renewals = Vec::with_capacity(runs.len());
+    for &id in runs {
+        let Some(mut run): Option<FlowRun> = by_id(tx, "flow_runs", id)? else {
+            renewals.push(Renewal { id, held: false, state: None });
+            continue;
+        };
+        let held = match &mut run.lease {
+            Some(lease) if lease.owner == owner => {
+                lease.expires = expires;
+                lease.renewed = now;
+                true
+            }
+            _ => false,
+        };
+        if held {
+            exec(
+                tx,
+                "UPDATE flow_runs SET body = ?2, lease_until = ?3 WHERE id = ?1",
+                params![id.to_string(), json(&run)?, nanos(expires)],
+            )?;
+        }
+        renewals.push(Renewal { id, held, state: run.state });
+    }
+    Ok(renewals)
+}
+
+/// Creates or updates a work queue by name.
+pub(super) fn upsert(tx: &Connection, mut queue: WorkQueue) -> Result<WorkQueue, StoreError> {
+    let existing: Option<WorkQueue> =
+        one(tx, "SELECT body FROM work_queues WHERE name = ?1", [&queue.name])?;
+    if let Some(existing) = existing {
+        queue.id = existing.id;
+        queue.created = existing.created;
+        queue.last_polled = existing.last_polled;
+        queue.last_polled_by = existing.last_polled_by;
+    }
+    exec(
+        tx,
+        "INSERT OR REPLACE INTO work_queues (name, body) VALUES (?1, ?2)",
+        params![queue.name, json(&queue)?],
+    )?;
+    Ok(queue)
+}
+
+/// Records a poll of the queues `names` by `agent`.
+pub(super) fn polled(
+    tx: &Connection,
+    names: &[String],
+    agent: &str,
+    at: jiff::Timestamp,
+) -> Result<(), StoreError> {
+    for name in names {
+        let queue: Option<WorkQueue> = one(tx, "SELECT body FROM work_queues WHERE name = ?1", [name])?;
+        if let Some(mut queue) = queue {
+            queue.last_polled = Some(at);
+            queue.last_polled_by = Some(agent.to_owned());
+            exec(
+                tx,
+                "UPDATE work_queues SET body = ?2 WHERE name = ?1",
+                params![name, json(&queue)?],
+            )?;
+        }
+    }
+    Ok(())
+}
