@@ -50,7 +50,7 @@ pub enum Error {
         /// The run.
         id: uuid::Uuid,
         /// The state it is in now, if it still exists.
-        current: Option<State<()>>,
+        current: Option<Box<State<()>>>,
     },
     /// A schedule that cannot be built.
     #[error(transparent)]

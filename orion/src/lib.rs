@@ -15,6 +15,7 @@ pub mod deployment;
 pub mod logging;
 pub mod registry;
 pub mod schedule;
+pub mod services;
 pub mod store;
 pub mod testing;
 
@@ -45,5 +46,9 @@ pub use uuid::Uuid;
 
 /// The names every flow file needs: `use orion::prelude::*;`.
 pub mod prelude {
+    pub use crate::deployment::DeploymentSpec;
+    pub use crate::schedule::{CronSchedule, IntervalSchedule, RRuleSchedule};
+    pub use crate::services::Agent;
     pub use crate::{Orion, State, StateType, TaskRunner, flow, gather, get_run_logger, map, task};
+    pub use serde_json::json;
 }

@@ -83,12 +83,13 @@ impl Orion {
     /// be used.
     pub async fn open(url: &str) -> Result<Self> {
         let url = url.to_owned();
+        let shown = url.clone();
         tokio::task::spawn_blocking(move || Self::open_blocking(&url))
             .await
             .map_err(|e| crate::Error::Setting {
                 name: "database URL",
-                value: String::new(),
-                reason: e.to_string(),
+                value: shown,
+                reason: format!("opening the store stopped: {e}"),
             })?
     }
 
@@ -140,7 +141,7 @@ impl Orion {
     pub fn default_runtime() -> &'static Orion {
         static DEFAULT: OnceLock<Orion> = OnceLock::new();
         DEFAULT.get_or_init(|| {
-            Orion::from_env().unwrap_or_else(|e| {
+            Orion::from_env_blocking().unwrap_or_else(|e| {
                 eprintln!("orion: {e}; keeping this program's runs in memory instead");
                 Orion::memory()
             })
@@ -165,12 +166,22 @@ impl Orion {
         format!("sqlite://{}", home.join("orion.db").display())
     }
 
-    /// A runtime over the store the environment names ([`Orion::database_url_from_env`]).
+    /// A runtime over the store the environment names ([`Orion::database_url_from_env`]):
+    /// by default the SQLite file `~/.orion/orion.db`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Orion::open`].
+    pub async fn from_env() -> Result<Self> {
+        Self::open(&Self::database_url_from_env()).await
+    }
+
+    /// [`Orion::from_env`] for code outside async.
     ///
     /// # Errors
     ///
     /// As [`Orion::open_blocking`].
-    pub fn from_env() -> Result<Self> {
+    pub fn from_env_blocking() -> Result<Self> {
         Self::open_blocking(&Self::database_url_from_env())
     }
 

@@ -146,6 +146,24 @@ impl OrionClient {
         options: Option<DeploymentRunOptions>,
     ) -> Result<FlowRun> {
         let options = options.unwrap_or_default();
+        let run = self.deployment_run(deployment, options);
+        if let Some(flow) = crate::registry::flow(&deployment.flow_name) {
+            flow.validate(&run.parameters)?;
+        }
+        let run = self.create_flow_run(run).await?;
+        self.signals().runs_due.notify_waiters();
+        Ok(run)
+    }
+}
+
+impl OrionClient {
+    /// The flow run [`OrionClient::create_flow_run_from_deployment`] would create, not stored
+    /// and not validated (the scheduler's runs: their parameters were checked on apply).
+    pub(crate) fn deployment_run(
+        &self,
+        deployment: &Deployment,
+        options: DeploymentRunOptions,
+    ) -> FlowRun {
         let mut parameters = deployment.parameters.clone();
         if let Some(schedule) = options
             .schedule_index
@@ -154,9 +172,6 @@ impl OrionClient {
             parameters.extend(schedule.parameters.clone());
         }
         parameters.extend(options.parameters);
-        if let Some(flow) = crate::registry::flow(&deployment.flow_name) {
-            flow.validate(&parameters)?;
-        }
         let at = options.scheduled_time.unwrap_or_else(|| self.now());
         let flow = Flow {
             id: deployment.flow_id,
@@ -179,9 +194,7 @@ impl OrionClient {
         run.created = self.now();
         run.expected_start_time = Some(at);
         run.state = Some(State::scheduled(at).with_timestamp(self.now()));
-        let run = self.create_flow_run(run).await?;
-        self.signals().runs_due.notify_waiters();
-        Ok(run)
+        run
     }
 }
 

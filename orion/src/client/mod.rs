@@ -391,7 +391,7 @@ impl OrionClient {
                             RunKind::Task => "task run",
                         },
                         id: run.id,
-                        current: actual.map(|s| s.without_data()),
+                        current: actual.map(|s| Box::new(s.without_data())),
                     });
                 }
                 SetState::Conflict { current: actual } => current = actual,

@@ -7,9 +7,7 @@ use uuid::Uuid;
 use super::{OrionClient, RunRef};
 use crate::orchestration::{self, Decision, Proposal, RunKind};
 use crate::state::{RetryPolicy, State, StateType};
-use crate::store::{
-    Claim, ClaimRun, FlowRun, FlowRunFilter, Lease, Renewal, Sort, WorkQueue,
-};
+use crate::store::{Claim, ClaimRun, FlowRun, FlowRunFilter, Lease, Renewal, Sort, WorkQueue};
 use crate::{Error, Result};
 
 /// What an agent asks for when it claims runs: see [`OrionClient::claim_flow_runs`].
@@ -374,8 +372,9 @@ impl OrionClient {
                     let _ = self.signals.cancels.send(id);
                     return Ok(current);
                 }
-                StateType::Running => State::of_type(StateType::Cancelling)
-                    .with_message("Cancellation requested."),
+                StateType::Running => {
+                    State::of_type(StateType::Cancelling).with_message("Cancellation requested.")
+                }
                 _ => State::cancelled("Cancelled before it started."),
             };
             let run_ref =
@@ -394,6 +393,12 @@ impl OrionClient {
         Err(Error::Aborted {
             reason: format!("flow run {id} kept changing while it was being cancelled"),
         })
+    }
+
+    /// Asks the flow run `id`, if it executes in this runtime, to stop (what an agent does
+    /// when a lease renewal finds the run Cancelling or taken from it).
+    pub(crate) fn request_stop(&self, id: Uuid) {
+        let _ = self.signals.cancels.send(id);
     }
 
     /// A receiver of the ids of flow runs cancelled through any client of this runtime.

@@ -147,7 +147,7 @@ pub(crate) async fn run<R: Send + 'static, M: 'static>(mut call: FlowCall<R, M>)
             Err(crate::Error::Conflict {
                 current: Some(state),
                 ..
-            }) => break Outcome::without_value(state.map_data(|_| None)),
+            }) => break Outcome::without_value((*state).map_data(|_| None)),
             Err(e) => break Outcome::without_value(State::crashed(e.to_string())),
         };
         if !entered.is_running() {

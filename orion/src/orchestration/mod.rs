@@ -131,7 +131,10 @@ fn crashed(proposed: &State, ctx: &Proposal<'_>) -> Decision {
     }
     match failed(proposed, ctx) {
         Decision::Reject(retry) => {
-            let message = format!("Crashed: {}", proposed.message().unwrap_or("no reason given"));
+            let message = format!(
+                "Crashed: {}",
+                proposed.message().unwrap_or("no reason given")
+            );
             Decision::Reject(retry.with_message(message))
         }
         other => other,

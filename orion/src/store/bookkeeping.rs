@@ -32,7 +32,11 @@ macro_rules! run_fields {
             &mut Option<jiff::Timestamp>,
             &mut Option<jiff::Timestamp>,
         ) {
-            (&mut self.run_count, &mut self.start_time, &mut self.end_time)
+            (
+                &mut self.run_count,
+                &mut self.start_time,
+                &mut self.end_time,
+            )
         }
     };
 }
@@ -46,7 +50,11 @@ impl RunTimes for FlowRun {
     /// A Scheduled state moves the expected start to its time (a retry, a rescheduled run);
     /// a final state ends the lease.
     fn entered(&mut self, state: &State) {
-        if let Some(at) = state.details().scheduled_time.filter(|_| state.is_scheduled()) {
+        if let Some(at) = state
+            .details()
+            .scheduled_time
+            .filter(|_| state.is_scheduled())
+        {
             self.expected_start_time = Some(at);
         }
         if state.is_final() {
@@ -78,4 +86,3 @@ pub(crate) fn strip(state: State) -> State {
         state
     }
 }
-

@@ -6,13 +6,13 @@ use std::sync::{Mutex, MutexGuard};
 use jiff::Timestamp;
 use uuid::Uuid;
 
+use super::bookkeeping::{RunTimes, record_state_times, strip};
 use super::{
     Claim, Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, LogFilter, LogRecord,
     Renewal, SetState, Sort, Store, StoreError, StoreFuture, TaskRun, TaskRunFilter, WorkQueue,
 };
-use crate::state::StateType;
-use super::bookkeeping::{RunTimes, record_state_times, strip};
 use crate::state::State;
+use crate::state::StateType;
 
 /// A [`Store`] that keeps everything in this process's memory.
 ///
@@ -594,7 +594,10 @@ impl Store for MemoryStore {
         let now = claim.lease.renewed;
         let mut claimed = Vec::new();
         for want in &claim.runs {
-            let held = inner.queued.get(&claim.work_queue).map_or(0, |q| q.held.len());
+            let held = inner
+                .queued
+                .get(&claim.work_queue)
+                .map_or(0, |q| q.held.len());
             if limit.is_some_and(|l| held >= l) {
                 break;
             }

@@ -99,8 +99,14 @@ pub struct Lease {
 
 impl Lease {
     /// A lease held by `owner` from `now` for `duration`.
-    pub fn new(owner: Uuid, owner_name: impl Into<String>, now: Timestamp, duration: std::time::Duration) -> Self {
-        let duration = jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::MAX);
+    pub fn new(
+        owner: Uuid,
+        owner_name: impl Into<String>,
+        now: Timestamp,
+        duration: std::time::Duration,
+    ) -> Self {
+        let duration =
+            jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::MAX);
         Lease {
             owner,
             owner_name: owner_name.into(),
@@ -365,7 +371,9 @@ impl std::str::FromStr for CatchUp {
             "all" => Ok(CatchUp::All),
             "latest" => Ok(CatchUp::Latest),
             "none" => Ok(CatchUp::None),
-            other => Err(format!("unknown catch-up policy {other:?}: expected all, latest or none")),
+            other => Err(format!(
+                "unknown catch-up policy {other:?}: expected all, latest or none"
+            )),
         }
     }
 }

@@ -6,7 +6,7 @@ use rusqlite::types::Value;
 
 use super::many;
 use super::runs::type_code;
-use crate::store::{FlowRun, FlowRunFilter, StoreError, TaskRun, TaskRunFilter};
+use crate::store::{FlowRun, FlowRunFilter, Sort, StoreError, TaskRun, TaskRunFilter};
 
 /// How far a stored time may be from the record's own (times migrated from schema version 1
 /// kept milliseconds): time conditions in SQL are widened by this, `matches` is exact.
@@ -67,6 +67,37 @@ pub(super) fn flow_runs(
 ) -> Result<Vec<FlowRun>, StoreError> {
     let runs: Vec<FlowRun> = flow_run_rows(filter).rows(conn, "flow_runs")?;
     Ok(runs.into_iter().filter(|r| filter.matches(r)).collect())
+}
+
+/// The flow runs passing `filter`, sorted and paged. A filter with a limit reads only as
+/// many rows as the page needs, in the order SQL and the filter share (widened time
+/// conditions may let a few rows through that `matches` then drops: the read grows until the
+/// page is full or the rows run out).
+pub(super) fn flow_runs_page(
+    conn: &Connection,
+    filter: &FlowRunFilter,
+) -> Result<Vec<FlowRun>, StoreError> {
+    let Some(limit) = filter.limit else {
+        return Ok(filter.finish(flow_runs(conn, filter)?));
+    };
+    let order = match filter.sort {
+        Sort::CreatedAsc => "created, id",
+        Sort::CreatedDesc => "created DESC, id DESC",
+        Sort::ExpectedStartAsc => "expected_start IS NULL, expected_start, created, id",
+    };
+    let wanted = filter.offset.saturating_add(limit);
+    let mut batch = wanted.saturating_add(16);
+    loop {
+        let mut w = flow_run_rows(filter);
+        w.sql.push_str(&format!(" ORDER BY {order} LIMIT {batch}"));
+        let rows: Vec<FlowRun> = w.rows(conn, "flow_runs")?;
+        let exhausted = rows.len() < batch;
+        let runs: Vec<FlowRun> = rows.into_iter().filter(|r| filter.matches(r)).collect();
+        if exhausted || runs.len() >= wanted {
+            return Ok(filter.finish(runs));
+        }
+        batch = batch.saturating_mul(4);
+    }
 }
 
 /// The task runs passing `filter`, not yet sorted or paged.

@@ -7,8 +7,8 @@ use uuid::Uuid;
 use super::filters;
 use super::live::{Route, Taken};
 use super::runs::{
-    enter_state, first_state, history, nanos, read_history, set_state, state_columns,
-    store_cache, update_run,
+    enter_state, first_state, history, nanos, read_history, set_state, state_columns, store_cache,
+    update_run,
 };
 use super::{SqliteStore, atomically, backend, by_id, exec, exists, json, many, one, ready};
 use crate::state::State;
@@ -61,7 +61,10 @@ impl Store for SqliteStore {
         })
     }
 
-    fn claim_flow_runs<'a>(&'a self, claim: &'a crate::store::Claim) -> StoreFuture<'a, Vec<FlowRun>> {
+    fn claim_flow_runs<'a>(
+        &'a self,
+        claim: &'a crate::store::Claim,
+    ) -> StoreFuture<'a, Vec<FlowRun>> {
         let owned = claim.clone();
         let claimed = self.write(move |tx| super::queues::claim(tx, &owned));
         Box::pin(async move {
@@ -84,17 +87,24 @@ impl Store for SqliteStore {
         self.write(move |tx| super::queues::renew(tx, owner, &runs, expires, now))
     }
 
-    fn upsert_work_queue(&self, queue: crate::store::WorkQueue) -> StoreFuture<'_, crate::store::WorkQueue> {
+    fn upsert_work_queue(
+        &self,
+        queue: crate::store::WorkQueue,
+    ) -> StoreFuture<'_, crate::store::WorkQueue> {
         self.write(move |tx| super::queues::upsert(tx, queue))
     }
 
-    fn read_work_queue<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<crate::store::WorkQueue>> {
+    fn read_work_queue<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> StoreFuture<'a, Option<crate::store::WorkQueue>> {
         self.with(move |conn| one(conn, "SELECT body FROM work_queues WHERE name = ?1", [name]))
     }
 
     fn read_work_queues(&self) -> StoreFuture<'_, Vec<crate::store::WorkQueue>> {
         self.with(move |conn| {
-            let mut queues: Vec<crate::store::WorkQueue> = many(conn, "SELECT body FROM work_queues", [])?;
+            let mut queues: Vec<crate::store::WorkQueue> =
+                many(conn, "SELECT body FROM work_queues", [])?;
             queues.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
             Ok(queues)
         })
@@ -133,7 +143,7 @@ impl Store for SqliteStore {
     }
 
     fn read_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, Vec<FlowRun>> {
-        self.with(move |conn| Ok(filter.finish(filters::flow_runs(conn, filter)?)))
+        self.with(move |conn| filters::flow_runs_page(conn, filter))
     }
 
     fn set_flow_run_state(
@@ -363,11 +373,25 @@ impl Store for SqliteStore {
 /// Inserts a flow run's row with its tags (or, for a taken idempotency key, leaves `run` as
 /// the stored run with that key).
 fn insert_flow_run(tx: &Connection, run: &mut FlowRun) -> Result<(), StoreError> {
-    if !exists(tx, "SELECT 1 FROM flows WHERE id = ?1", &run.flow_id.to_string())? {
-        return Err(StoreError::NotFound { what: "flow", id: run.flow_id });
+    if !exists(
+        tx,
+        "SELECT 1 FROM flows WHERE id = ?1",
+        &run.flow_id.to_string(),
+    )? {
+        return Err(StoreError::NotFound {
+            what: "flow",
+            id: run.flow_id,
+        });
     }
-    if exists(tx, "SELECT 1 FROM flow_runs WHERE id = ?1", &run.id.to_string())? {
-        return Err(StoreError::AlreadyExists { what: "flow run", key: run.id.to_string() });
+    if exists(
+        tx,
+        "SELECT 1 FROM flow_runs WHERE id = ?1",
+        &run.id.to_string(),
+    )? {
+        return Err(StoreError::AlreadyExists {
+            what: "flow run",
+            key: run.id.to_string(),
+        });
     }
     if let Some(key) = &run.idempotency_key {
         let sql = "SELECT body FROM flow_runs WHERE flow_id = ?1 AND idempotency_key = ?2";
@@ -378,7 +402,8 @@ fn insert_flow_run(tx: &Connection, run: &mut FlowRun) -> Result<(), StoreError>
     }
     let first = first_state(run);
     let state = state_columns(run);
-    exec(tx,
+    exec(
+        tx,
         "INSERT INTO flow_runs (id, flow_id, deployment_id, parent_task_run_id, idempotency_key, body, state_id, state_type, state_name, created, expected_start, work_queue, history, lease_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             run.id.to_string(),
@@ -398,7 +423,11 @@ fn insert_flow_run(tx: &Connection, run: &mut FlowRun) -> Result<(), StoreError>
         ],
     )?;
     for tag in &run.tags {
-        exec(tx, "INSERT OR IGNORE INTO flow_run_tags (tag, run_id) VALUES (?1, ?2)", params![tag, run.id.to_string()])?;
+        exec(
+            tx,
+            "INSERT OR IGNORE INTO flow_run_tags (tag, run_id) VALUES (?1, ?2)",
+            params![tag, run.id.to_string()],
+        )?;
     }
     Ok(())
 }

@@ -50,7 +50,13 @@ pub(super) fn claim(tx: &Connection, claim: &Claim) -> Result<Vec<FlowRun>, Stor
         }
         let entered = enter_state(&mut run, want.state.clone())?;
         run.lease = Some(claim.lease.clone());
-        if update_run(tx, &mut run, &want.id.to_string(), Some(want.expected), &entered.state)? {
+        if update_run(
+            tx,
+            &mut run,
+            &want.id.to_string(),
+            Some(want.expected),
+            &entered.state,
+        )? {
             if holds_a_slot(run.state.as_ref()) {
                 held += 1;
             }
@@ -71,7 +77,11 @@ pub(super) fn renew(
     let mut renewals = Vec::with_capacity(runs.len());
     for &id in runs {
         let Some(mut run): Option<FlowRun> = by_id(tx, "flow_runs", id)? else {
-            renewals.push(Renewal { id, held: false, state: None });
+            renewals.push(Renewal {
+                id,
+                held: false,
+                state: None,
+            });
             continue;
         };
         let held = match &mut run.lease {
@@ -89,15 +99,22 @@ pub(super) fn renew(
                 params![id.to_string(), json(&run)?, nanos(expires)],
             )?;
         }
-        renewals.push(Renewal { id, held, state: run.state });
+        renewals.push(Renewal {
+            id,
+            held,
+            state: run.state,
+        });
     }
     Ok(renewals)
 }
 
 /// Creates or updates a work queue by name.
 pub(super) fn upsert(tx: &Connection, mut queue: WorkQueue) -> Result<WorkQueue, StoreError> {
-    let existing: Option<WorkQueue> =
-        one(tx, "SELECT body FROM work_queues WHERE name = ?1", [&queue.name])?;
+    let existing: Option<WorkQueue> = one(
+        tx,
+        "SELECT body FROM work_queues WHERE name = ?1",
+        [&queue.name],
+    )?;
     if let Some(existing) = existing {
         queue.id = existing.id;
         queue.created = existing.created;
@@ -120,7 +137,8 @@ pub(super) fn polled(
     at: jiff::Timestamp,
 ) -> Result<(), StoreError> {
     for name in names {
-        let queue: Option<WorkQueue> = one(tx, "SELECT body FROM work_queues WHERE name = ?1", [name])?;
+        let queue: Option<WorkQueue> =
+            one(tx, "SELECT body FROM work_queues WHERE name = ?1", [name])?;
         if let Some(mut queue) = queue {
             queue.last_polled = Some(at);
             queue.last_polled_by = Some(agent.to_owned());

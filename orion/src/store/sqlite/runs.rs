@@ -159,7 +159,9 @@ pub(super) fn update_run<R: RunTable>(
         Some([a, b]) => exec(
             conn,
             R::UPDATE,
-            params![id, body, state.id, expected, states, state.kind, state.name, a, b],
+            params![
+                id, body, state.id, expected, states, state.kind, state.name, a, b
+            ],
         )?,
         None => exec(
             conn,
