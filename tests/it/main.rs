@@ -14,6 +14,7 @@ mod logging;
 mod registry;
 mod schedule_errors;
 mod schedules;
+mod services;
 mod sqlite_queue;
 mod store;
 mod subflows;

@@ -194,10 +194,15 @@ impl Agent {
             // poll interval passes.
             let mut wait = self.poll_interval;
             if tasks.len() < self.limit {
+                // A run due already was not claimable (another program's flow, a paused or
+                // full queue): only a future due time shortens the wait.
                 if let Ok(Some(at)) = client.next_due(&queues).await {
                     let until = client.now().duration_until(at);
-                    let until = Duration::try_from(until).unwrap_or(Duration::ZERO);
-                    wait = wait.min(until);
+                    if let Ok(until) = Duration::try_from(until) {
+                        if !until.is_zero() {
+                            wait = wait.min(until);
+                        }
+                    }
                 }
             }
             let due = client.runs_due();
@@ -308,12 +313,16 @@ async fn renew(
     mut shutdown: Shutdown,
 ) {
     let client = orion.client();
+    let mut stopping = false;
     loop {
-        if shutdown.sleep(lease / 3).await {
+        if stopping {
             // Runs still going during the grace period keep their leases.
-            if running.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
-                return;
-            }
+            tokio::time::sleep(lease / 3).await;
+        } else {
+            stopping = shutdown.sleep(lease / 3).await;
+        }
+        if stopping && running.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            return;
         }
         let ids: Vec<Uuid> = running
             .lock()
