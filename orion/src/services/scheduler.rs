@@ -33,7 +33,7 @@ const SOURCE: &str = "orion.scheduler";
 /// ```
 /// use std::time::Duration;
 /// use orion::prelude::*;
-/// use orion::schedule::IntervalSchedule;
+/// use orion::services::Scheduler;
 ///
 /// #[flow(name = "nightly-report")]
 /// async fn report() {}
