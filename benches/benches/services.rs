@@ -58,7 +58,10 @@ async fn deployment(orion: &Orion) -> Deployment {
 async fn agent_batch(orion: &Orion, d: &Deployment, n: usize, limit: usize) -> Duration {
     let client = orion.client();
     for _ in 0..n {
-        client.create_flow_run_from_deployment(d, None).await.unwrap();
+        client
+            .create_flow_run_from_deployment(d, None)
+            .await
+            .unwrap();
     }
     DONE.store(0, Ordering::SeqCst);
     let start = Instant::now();
@@ -133,7 +136,9 @@ async fn ten_thousand(orion: &Orion) {
                 .schedule(CronSchedule::new(&format!("{} * * * *", i % 60)).unwrap())
         })
         .collect();
-    DeploymentSpec::apply_all(specs, orion.client()).await.unwrap();
+    DeploymentSpec::apply_all(specs, orion.client())
+        .await
+        .unwrap();
 }
 
 fn scheduler(c: &mut Criterion) {
@@ -145,44 +150,51 @@ fn scheduler(c: &mut Criterion) {
     for backend in ["memory", "sqlite"] {
         // A first pass that creates every deployment's runs ahead (on fresh deployments:
         // applying them again deletes the runs, so each iteration starts from none).
-        group.bench_function(BenchmarkId::new("pass_creating_10000_deployments", backend), |b| {
-            b.to_async(&rt).iter_custom(|iters| async move {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let (_file, orion) = match backend {
-                        "memory" => (None, Orion::memory()),
-                        _ => {
-                            let (f, o) = sqlite();
-                            (Some(f), o)
-                        }
-                    };
+        group.bench_function(
+            BenchmarkId::new("pass_creating_10000_deployments", backend),
+            |b| {
+                b.to_async(&rt).iter_custom(|iters| async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let (_file, orion) = match backend {
+                            "memory" => (None, Orion::memory()),
+                            _ => {
+                                let (f, o) = sqlite();
+                                (Some(f), o)
+                            }
+                        };
+                        ten_thousand(&orion).await;
+                        let start = Instant::now();
+                        let pass = Scheduler::new().run_once(&orion).await.unwrap();
+                        total += start.elapsed();
+                        assert_eq!(pass.created, 30_000);
+                    }
+                    total
+                });
+            },
+        );
+        // A pass with (almost) nothing to create: the same scheduler after its first pass.
+        // Each minute boundary crossed makes a sixtieth of the hourly schedules due a run.
+        group.bench_function(
+            BenchmarkId::new("pass_idle_10000_deployments", backend),
+            |b| {
+                let (_file, orion) = match backend {
+                    "memory" => (None, Orion::memory()),
+                    _ => {
+                        let (f, o) = sqlite();
+                        (Some(f), o)
+                    }
+                };
+                let scheduler = Scheduler::new();
+                rt.block_on(async {
                     ten_thousand(&orion).await;
-                    let start = Instant::now();
-                    let pass = Scheduler::new().run_once(&orion).await.unwrap();
-                    total += start.elapsed();
-                    assert_eq!(pass.created, 30_000);
-                }
-                total
-            });
-        });
-        // A pass with nothing to create: the same scheduler, right after its first pass.
-        group.bench_function(BenchmarkId::new("pass_idle_10000_deployments", backend), |b| {
-            let (_file, orion) = match backend {
-                "memory" => (None, Orion::memory()),
-                _ => {
-                    let (f, o) = sqlite();
-                    (Some(f), o)
-                }
-            };
-            let scheduler = Scheduler::new();
-            rt.block_on(async {
-                ten_thousand(&orion).await;
-                scheduler.run_once(&orion).await.unwrap();
-            });
-            b.to_async(&rt).iter(|| async {
-                assert_eq!(scheduler.run_once(&orion).await.unwrap().created, 0);
-            });
-        });
+                    scheduler.run_once(&orion).await.unwrap();
+                });
+                b.to_async(&rt).iter(|| async {
+                    assert!(scheduler.run_once(&orion).await.unwrap().created <= 200);
+                });
+            },
+        );
     }
     group.finish();
 }

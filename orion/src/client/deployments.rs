@@ -45,6 +45,16 @@ impl OrionClient {
         Ok(self.store().read_deployments(filter).await?)
     }
 
+    /// Every deployment's id, last update and pause (see
+    /// [`crate::store::Store::read_deployment_versions`]).
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn read_deployment_versions(&self) -> Result<Vec<crate::store::DeploymentVersion>> {
+        Ok(self.store().read_deployment_versions().await?)
+    }
+
     /// Deletes a deployment and its runs that have not started; returns whether it existed.
     ///
     /// # Errors

@@ -2,7 +2,7 @@
 //! catch-up policy to the slots missed while nothing was serving.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -15,6 +15,9 @@ use crate::store::{CatchUp, Deployment, DeploymentFilter, FlowRun, FlowRunFilter
 use crate::{Orion, OrionClient, Result, RunRef};
 
 const SOURCE: &str = "orion.scheduler";
+
+/// Runs inserted in one write, at most.
+const INSERT_BATCH: usize = 5_000;
 
 /// Creates the future runs of every active deployment's active schedules, as Prefect 3
 /// does: at least [`Scheduler::min_runs`] runs and [`Scheduler::min_time`] ahead, at most
@@ -58,9 +61,28 @@ pub struct Scheduler {
     min_time: Duration,
     max_time: Duration,
     catchup_after: Duration,
-    /// Per deployment: the version seen (its `updated`) and the last slot created, so a pass
-    /// over deployments that have enough runs ahead reads nothing more.
-    ahead: Mutex<HashMap<Uuid, (Timestamp, Option<Timestamp>)>>,
+    /// Per deployment, what an earlier pass created, so a pass over deployments that have
+    /// enough runs ahead evaluates no schedule and reads nothing more.
+    ahead: Mutex<HashMap<Uuid, Ahead>>,
+}
+
+/// The runs a pass created ahead for one deployment, as it was then.
+#[derive(Debug, Clone)]
+struct Ahead {
+    /// The deployment's `updated` then: a change makes the entry stale.
+    updated: Timestamp,
+    /// The deployment as it was then.
+    deployment: Arc<Deployment>,
+    /// Per schedule (by index), its slots with runs and the next date after them.
+    schedules: Vec<SlotsAhead>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SlotsAhead {
+    /// Slots that have runs, in order.
+    slots: Vec<Timestamp>,
+    /// The schedule's first date after the last slot (None: it ends).
+    next: Option<Timestamp>,
 }
 
 impl Default for Scheduler {
@@ -165,104 +187,176 @@ impl Scheduler {
     pub async fn run_once(&self, orion: &Orion) -> Result<SchedulerPass> {
         let client = orion.client();
         let now = client.now();
-        let deployments = client
-            .read_deployments(&DeploymentFilter::new().paused(false))
-            .await?;
+        let deployments = self.active_deployments(client).await?;
         let mut pass = SchedulerPass {
             deployments: deployments.len(),
             ..SchedulerPass::default()
         };
-        for d in &deployments {
+        // Runs of many deployments go into one write: a pass over 10,000 deployments is a
+        // few transactions, not 10,000 (each of which waits for the disk on the file store).
+        let mut batch: Vec<FlowRun> = Vec::new();
+        let mut remembered: Vec<(Uuid, Ahead)> = Vec::new();
+        for shared in &deployments {
+            let d = shared.as_ref();
             if d.catchup != CatchUp::All {
                 pass.skipped += self.catch_up(client, d, now).await?;
             }
             if self.has_enough(d, now) {
                 continue;
             }
-            let mut runs = self.runs_ahead(client, d, now);
-            let last = runs.iter().filter_map(|r| r.expected_start_time).max();
-            if let Some(through) = self.created_through(d) {
-                // Slots up to there have their runs already.
-                runs.retain(|r| r.expected_start_time.is_some_and(|at| at > through));
+            let (mut runs, ahead) = self.runs_ahead(client, shared, now);
+            if let Some(before) = self.cached(d) {
+                // Slots up to what an earlier pass created have their runs already.
+                let through = before
+                    .schedules
+                    .iter()
+                    .filter_map(|s| s.slots.last().copied())
+                    .max();
+                if let Some(through) = through {
+                    runs.retain(|r| r.expected_start_time.is_some_and(|at| at > through));
+                }
             }
-            if !runs.is_empty() {
-                let ours: std::collections::HashSet<Uuid> = runs.iter().map(|r| r.id).collect();
-                let stored = client.create_flow_runs(runs).await?;
-                // A taken idempotency key gives back the run that holds the slot already.
-                pass.created += stored.iter().filter(|r| ours.contains(&r.id)).count();
+            batch.extend(runs);
+            remembered.push((d.id, ahead));
+            if batch.len() >= INSERT_BATCH {
+                pass.created += self.insert(client, &mut batch, &mut remembered).await?;
             }
-            let last = last.max(self.created_through(d));
-            self.lock().insert(d.id, (d.updated, last));
         }
+        pass.created += self.insert(client, &mut batch, &mut remembered).await?;
         Ok(pass)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Timestamp, Option<Timestamp>)>> {
+    /// The active deployments: the ones unchanged since the last pass from memory, the rest
+    /// read from the store (a pass over unchanged deployments reads only their versions).
+    async fn active_deployments(&self, client: &OrionClient) -> Result<Vec<Arc<Deployment>>> {
+        let versions = client.read_deployment_versions().await?;
+        let mut known: HashMap<Uuid, Arc<Deployment>> = {
+            let mut cache = self.lock();
+            let live: std::collections::HashSet<Uuid> = versions.iter().map(|v| v.id).collect();
+            cache.retain(|id, _| live.contains(id));
+            versions
+                .iter()
+                .filter_map(|v| {
+                    let a = cache.get(&v.id).filter(|a| a.updated == v.updated)?;
+                    Some((v.id, Arc::clone(&a.deployment)))
+                })
+                .collect()
+        };
+        let stale: Vec<Uuid> = versions
+            .iter()
+            .filter(|v| !v.paused && !known.contains_key(&v.id))
+            .map(|v| v.id)
+            .collect();
+        if stale.len() > 64 {
+            for d in client
+                .read_deployments(&DeploymentFilter::new().paused(false))
+                .await?
+            {
+                known.insert(d.id, Arc::new(d));
+            }
+        } else {
+            for id in stale {
+                if let Some(d) = client.read_deployment(id).await? {
+                    known.insert(id, Arc::new(d));
+                }
+            }
+        }
+        Ok(versions
+            .iter()
+            .filter(|v| !v.paused)
+            .filter_map(|v| known.remove(&v.id))
+            .filter(|d| !d.paused)
+            .collect())
+    }
+
+    /// Inserts the runs gathered so far; once stored, remembers what their deployments have.
+    async fn insert(
+        &self,
+        client: &OrionClient,
+        batch: &mut Vec<FlowRun>,
+        remembered: &mut Vec<(Uuid, Ahead)>,
+    ) -> Result<usize> {
+        let runs = std::mem::take(batch);
+        let mut created = 0;
+        if !runs.is_empty() {
+            let ours: std::collections::HashSet<Uuid> = runs.iter().map(|r| r.id).collect();
+            let stored = client.create_flow_runs(runs).await?;
+            // A taken idempotency key gives back the run that holds the slot already.
+            created = stored.iter().filter(|r| ours.contains(&r.id)).count();
+        }
+        self.lock().extend(remembered.drain(..));
+        Ok(created)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Ahead>> {
         self.ahead.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The last slot an earlier pass created for `d` as it is now (None: `d` is new or
-    /// changed since).
-    fn created_through(&self, d: &Deployment) -> Option<Timestamp> {
-        match self.lock().get(&d.id).copied() {
-            Some((seen, last)) if seen == d.updated => last,
-            _ => None,
-        }
+    /// What an earlier pass created for `d` as it is now (None: new or changed since).
+    fn cached(&self, d: &Deployment) -> Option<Ahead> {
+        self.lock()
+            .get(&d.id)
+            .filter(|a| a.updated == d.updated)
+            .cloned()
     }
 
-    /// Whether the runs created through `last` are all the rule asks for now, found without
-    /// reading the store: the next slot after `last` would not be added, and at least
-    /// `min_runs` are still ahead. Cheap for sparse schedules (an hourly cron takes one step).
+    /// Whether the runs an earlier pass created are all the rule asks for now, decided from
+    /// what that pass remembered, without evaluating a schedule: at least `min_runs` are still
+    /// ahead (or the schedule ends), and the next date would fall outside the minimum window
+    /// or beyond `max_runs`.
     fn has_enough(&self, d: &Deployment, now: Timestamp) -> bool {
-        let Some(last) = self.created_through(d) else {
+        let guard = self.lock();
+        let Some(ahead) = guard.get(&d.id).filter(|a| a.updated == d.updated) else {
             return false;
         };
         let min_end = add(now, self.min_time);
         let max_end = add(now, self.max_time);
-        d.schedules.iter().filter(|s| s.active).all(|s| {
-            let Some(next) = s
-                .schedule
-                .iter_from(add(last, Duration::from_nanos(1)))
-                .next()
-            else {
-                return true; // the schedule ends: nothing more to create
-            };
-            let next = next.timestamp();
-            let ahead_at_least = |n: usize| {
-                n == 0
-                    || s.schedule
-                        .iter_from(now)
-                        .nth(n - 1)
-                        .is_some_and(|z| z.timestamp() <= last)
-            };
-            if !ahead_at_least(self.min_runs) {
-                return false;
-            }
-            next > min_end || next > max_end || ahead_at_least(self.max_runs)
-        })
+        d.schedules
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.active)
+            .all(|(i, _)| {
+                let Some(slots) = ahead.schedules.get(i) else {
+                    return false;
+                };
+                let Some(next) = slots.next else {
+                    return true; // the schedule ends: nothing more to create
+                };
+                let left = slots.slots.len() - slots.slots.partition_point(|t| *t < now);
+                next > max_end || left >= self.max_runs || (left >= self.min_runs && next > min_end)
+            })
     }
 
-    /// The runs that should exist ahead for `d`'s active schedules.
-    fn runs_ahead(&self, client: &OrionClient, d: &Deployment, now: Timestamp) -> Vec<FlowRun> {
+    /// The runs that should exist ahead for `d`'s active schedules, and what to remember
+    /// of them.
+    fn runs_ahead(
+        &self,
+        client: &OrionClient,
+        shared: &Arc<Deployment>,
+        now: Timestamp,
+    ) -> (Vec<FlowRun>, Ahead) {
+        let d = shared.as_ref();
         let min_end = add(now, self.min_time);
         let max_end = add(now, self.max_time);
         let mut slots: Vec<(Timestamp, usize)> = Vec::new();
+        let mut remembered = vec![SlotsAhead::default(); d.schedules.len()];
         for (index, s) in d.schedules.iter().enumerate().filter(|(_, s)| s.active) {
+            let mine = &mut remembered[index];
             for (count, date) in s.schedule.iter_from(now).enumerate() {
                 let at = date.timestamp();
-                if count >= self.max_runs || at > max_end {
+                let full = count >= self.max_runs || at > max_end;
+                if full || (count >= self.min_runs && at > min_end) {
+                    mine.next = Some(at);
                     break;
                 }
-                if count >= self.min_runs && at > min_end {
-                    break;
-                }
+                mine.slots.push(at);
                 slots.push((at, index));
             }
         }
         slots.sort();
         // One run per slot of the deployment, whichever schedule names it first.
         slots.dedup_by_key(|(at, _)| *at);
-        slots
+        let runs = slots
             .into_iter()
             .map(|(at, index)| {
                 let options = DeploymentRunOptions::new()
@@ -272,7 +366,13 @@ impl Scheduler {
                     .idempotency_key(slot_key(d.id, at));
                 client.deployment_run(d, options)
             })
-            .collect()
+            .collect();
+        let ahead = Ahead {
+            updated: d.updated,
+            deployment: Arc::clone(shared),
+            schedules: remembered,
+        };
+        (runs, ahead)
     }
 
     /// Cancels the missed runs `d`'s catch-up policy does not keep; returns how many.

@@ -400,6 +400,19 @@ impl Store for MemoryStore {
         ready(Ok(found))
     }
 
+    fn read_deployment_versions(&self) -> StoreFuture<'_, Vec<super::DeploymentVersion>> {
+        let inner = self.lock();
+        ready(Ok(inner
+            .deployments
+            .values()
+            .map(|d| super::DeploymentVersion {
+                id: d.id,
+                updated: d.updated,
+                paused: d.paused,
+            })
+            .collect()))
+    }
+
     fn delete_deployment(&self, id: Uuid) -> StoreFuture<'_, bool> {
         let mut inner = self.lock();
         let removed = inner.deployments.remove(&id);

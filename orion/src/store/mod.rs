@@ -20,6 +20,7 @@ use std::pin::Pin;
 use uuid::Uuid;
 
 pub use error::StoreError;
+
 pub use filter::{DeploymentFilter, FlowRunFilter, LogFilter, Sort, TaskRunFilter};
 pub use memory::MemoryStore;
 pub use records::{
@@ -95,6 +96,18 @@ pub struct Renewal {
     pub state: Option<State>,
 }
 
+/// A deployment's id, last update and pause: see [`Store::read_deployment_versions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeploymentVersion {
+    /// The deployment.
+    pub id: Uuid,
+    /// When it was last applied or paused.
+    pub updated: jiff::Timestamp,
+    /// Whether its schedules are off.
+    pub paused: bool,
+}
+
 /// The boxed future every [`Store`] method returns, so the trait stays dyn-compatible.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
@@ -148,6 +161,21 @@ pub trait Store: Send + Sync + 'static {
         &'a self,
         filter: &'a DeploymentFilter,
     ) -> StoreFuture<'a, Vec<Deployment>>;
+    /// Every deployment's id, last update and pause, without the rest of the record: how a
+    /// scheduler finds, cheaply, which deployments changed since its last pass.
+    fn read_deployment_versions(&self) -> StoreFuture<'_, Vec<DeploymentVersion>> {
+        Box::pin(async move {
+            let all = self.read_deployments(&DeploymentFilter::new()).await?;
+            Ok(all
+                .iter()
+                .map(|d| DeploymentVersion {
+                    id: d.id,
+                    updated: d.updated,
+                    paused: d.paused,
+                })
+                .collect())
+        })
+    }
     /// Deletes a deployment (its runs stay); returns whether it existed.
     fn delete_deployment(&self, id: Uuid) -> StoreFuture<'_, bool>;
     /// A flow run by id.

@@ -359,6 +359,28 @@ impl Store for SqliteStore {
         })
     }
 
+    fn read_deployment_versions(&self) -> StoreFuture<'_, Vec<crate::store::DeploymentVersion>> {
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, json_extract(body, '$.updated'), json_extract(body, '$.paused') FROM deployments")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?)))
+                .map_err(backend)?;
+            let mut versions = Vec::new();
+            for row in rows {
+                let (id, updated, paused) = row.map_err(backend)?;
+                let bad = |what: &str| StoreError::Backend(format!("deployment {id}: unreadable {what}"));
+                versions.push(crate::store::DeploymentVersion {
+                    id: id.parse().map_err(|_| bad("id"))?,
+                    updated: updated.parse().map_err(|_| bad("update time"))?,
+                    paused,
+                });
+            }
+            Ok(versions)
+        })
+    }
+
     fn delete_deployment(&self, id: Uuid) -> StoreFuture<'_, bool> {
         self.write(move |tx| {
             Ok(exec(
