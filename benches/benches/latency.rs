@@ -77,7 +77,14 @@ async fn in_process(orion: Orion, n: usize, ahead: Duration) -> Vec<i64> {
         .scheduler(None)
         .late_runs(None)
         .reaper(None)
-        .agent(Agent::new())
+        .agent(
+            Agent::new().poll_interval(Duration::from_millis(
+                std::env::var("LATENCY_POLL_MS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(25),
+            )),
+        )
         .start();
     for _ in 0..n {
         let started = STARTED.notified();

@@ -406,10 +406,10 @@ impl OrionClient {
         self.signals.cancels.subscribe()
     }
 
-    /// Resolves when runs may have become due through this runtime (created, retried,
+    /// Notified when runs may have become due through this runtime (created, retried,
     /// queues changed).
-    pub(crate) async fn runs_due(&self) {
-        self.signals.runs_due.notified().await;
+    pub(crate) fn runs_due(&self) -> &tokio::sync::Notify {
+        &self.signals.runs_due
     }
 }
 

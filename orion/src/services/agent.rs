@@ -14,6 +14,9 @@ use crate::{ClaimRequest, Orion, Result, RunRef};
 
 const SOURCE: &str = "orion.agent";
 
+/// The resolution of tokio's timer.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
 /// Serves work queues: takes their due runs and executes them here, as flows compiled into
 /// this program (runs of flows it does not have are left for an agent that has them).
 ///
@@ -168,8 +171,13 @@ impl Agent {
                 }
                 last_polled = Some(tokio::time::Instant::now());
             }
+            // Listen before looking: a run made due while this pass looks wakes the next wait.
+            let due = client.runs_due().notified();
+            tokio::pin!(due);
+            due.as_mut().enable();
             let free = self.limit.saturating_sub(tasks.len());
             let mut claimed_all = false;
+            let looked_at = client.now();
             if free > 0 {
                 let request = ClaimRequest::new(id, &name, queues.clone(), free, self.lease)
                     .flows(flows.clone());
@@ -197,15 +205,30 @@ impl Agent {
                 // A run due already was not claimable (another program's flow, a paused or
                 // full queue): only a future due time shortens the wait.
                 if let Ok(Some(at)) = client.next_due(&queues).await {
+                    if at > looked_at && at <= client.now() {
+                        // Became due after the claim looked: look again at once.
+                        continue;
+                    }
                     let until = client.now().duration_until(at);
                     if let Ok(until) = Duration::try_from(until) {
-                        if !until.is_zero() {
-                            wait = wait.min(until);
+                        if until > TIMER_TICK * 2 {
+                            // The timer rounds up to its 1 ms tick: wake a tick early.
+                            wait = wait.min(until - TIMER_TICK);
+                        } else if !until.is_zero() {
+                            // Less than two ticks to go: yield until it is due. (On a paused
+                            // test clock time stands still while tasks yield: sleep then.)
+                            let deadline = std::time::Instant::now() + until;
+                            while client.now() < at && std::time::Instant::now() < deadline {
+                                tokio::task::yield_now().await;
+                            }
+                            if client.now() < at {
+                                tokio::time::sleep(until).await;
+                            }
+                            continue;
                         }
                     }
                 }
             }
-            let due = client.runs_due();
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = due => {}
