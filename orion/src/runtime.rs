@@ -82,15 +82,7 @@ impl Orion {
     /// [`crate::Error::Setting`] for an unknown scheme, store errors for a file that cannot
     /// be used.
     pub async fn open(url: &str) -> Result<Self> {
-        let url = url.to_owned();
-        let shown = url.clone();
-        tokio::task::spawn_blocking(move || Self::open_blocking(&url))
-            .await
-            .map_err(|e| crate::Error::Setting {
-                name: "database URL",
-                value: shown,
-                reason: format!("opening the store stopped: {e}"),
-            })?
+        Ok(Self::with_store(crate::store::connect(url).await?))
     }
 
     /// [`Orion::open`] for code outside async: opening a file store does blocking I/O.
@@ -100,36 +92,7 @@ impl Orion {
     /// [`crate::Error::Setting`] for an unknown scheme, store errors for a file that cannot
     /// be used.
     pub fn open_blocking(url: &str) -> Result<Self> {
-        let bad = |reason: &str| crate::Error::Setting {
-            name: "database URL",
-            value: url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        match url.split_once("://") {
-            Some(("memory", "")) => Ok(Self::memory()),
-            #[cfg(feature = "sqlite")]
-            Some(("sqlite", rest)) if !rest.is_empty() => {
-                use crate::store::{Durability, SqliteStore};
-                let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-                let durability = match query {
-                    "" | "synchronous=full" => Durability::Full,
-                    "synchronous=normal" => Durability::Normal,
-                    _ => {
-                        return Err(bad(
-                            "the only option is ?synchronous=full or ?synchronous=normal",
-                        ));
-                    }
-                };
-                Ok(Self::with_store(Arc::new(SqliteStore::open_with(
-                    path, durability,
-                )?)))
-            }
-            #[cfg(not(feature = "sqlite"))]
-            Some(("sqlite", _)) => Err(bad(
-                "this build has no SQLite store: enable orion's `sqlite` feature",
-            )),
-            _ => Err(bad("expected memory:// or sqlite://PATH")),
-        }
+        Ok(Self::with_store(crate::store::connect_blocking(url)?))
     }
 
     /// The process-wide default runtime, created on first use from the environment (see

@@ -5,6 +5,7 @@
 //! two writers can never both move a run out of the same state.
 
 mod bookkeeping;
+mod connect;
 mod error;
 mod filter;
 mod memory;
@@ -19,6 +20,7 @@ use std::pin::Pin;
 
 use uuid::Uuid;
 
+pub use connect::{URL_SCHEMES, connect, connect_blocking};
 pub use error::StoreError;
 
 pub use filter::{DeploymentFilter, FlowRunFilter, LogFilter, Sort, TaskRunFilter};
