@@ -3,7 +3,8 @@
 //! SQLite file; and from creating a due run to its Completed state across processes (the
 //! workload of Prefect's `bench_deploy.py`). Also the agent process's memory over many runs.
 //!
-//! `cargo bench -p benches --bench latency` (plain harness: percentiles, not criterion)
+//! `cargo bench -p benches --bench latency` (plain harness: percentiles, not criterion;
+//! `LATENCY_POLL_MS` sets the in-process agents' poll interval, to expose missed wake-ups)
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
