@@ -1,9 +1,12 @@
-//! Bookkeeping every backend does on a run's state write, so each does it the same way:
-//! run count, start and end time, expected start, the lease of a finished run, no result data
-//! in histories.
+//! Bookkeeping every backend does the same way: on a run's state write (run count, start
+//! and end time, expected start, the lease of a finished run, no result data in histories),
+//! and the checks and updates of claims, leases and work queues.
+
+use jiff::Timestamp;
+use uuid::Uuid;
 
 use crate::state::{State, StateType};
-use crate::store::{FlowRun, TaskRun};
+use crate::store::{ClaimRun, FlowRun, Lease, Renewal, TaskRun, WorkQueue};
 
 /// The fields a state write updates on either kind of run.
 pub(crate) trait RunTimes {
@@ -85,4 +88,54 @@ pub(crate) fn strip(state: State) -> State {
     } else {
         state
     }
+}
+
+/// Whether a run in this state counts against its queue's concurrency limit.
+pub(crate) fn holds_a_slot(state: Option<&State>) -> bool {
+    state.is_some_and(|s| {
+        matches!(
+            s.state_type(),
+            StateType::Pending | StateType::Running | StateType::Cancelling
+        )
+    })
+}
+
+/// Whether `run` may be claimed as `want` under `lease`: still in the expected state, and no
+/// one else holds a lease on it that is still live.
+pub(crate) fn claimable(run: &FlowRun, want: &ClaimRun, lease: &Lease) -> bool {
+    let leased_elsewhere = run
+        .lease
+        .as_ref()
+        .is_some_and(|l| l.owner != lease.owner && l.expires > lease.renewed);
+    run.state.as_ref().map(State::id) == Some(want.expected) && !leased_elsewhere
+}
+
+/// Extends `owner`'s lease on `run` (if it holds one) and says what the renewal found.
+pub(crate) fn renew(run: &mut FlowRun, owner: Uuid, expires: Timestamp, now: Timestamp) -> Renewal {
+    let held = match &mut run.lease {
+        Some(lease) if lease.owner == owner => {
+            lease.expires = expires;
+            lease.renewed = now;
+            true
+        }
+        _ => false,
+    };
+    Renewal {
+        id: run.id,
+        held,
+        state: run.state.clone(),
+    }
+}
+
+/// An update of a stored work queue keeps its id, creation time and poll status.
+pub(crate) fn keep_identity(queue: &mut WorkQueue, stored: &WorkQueue) {
+    queue.id = stored.id;
+    queue.created = stored.created;
+    queue.last_polled = stored.last_polled;
+    queue.last_polled_by.clone_from(&stored.last_polled_by);
+}
+
+/// Work queues in an agent's order: by priority, then name.
+pub(crate) fn sort_queues(queues: &mut [WorkQueue]) {
+    queues.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
 }

@@ -105,7 +105,7 @@ impl Store for SqliteStore {
         self.with(move |conn| {
             let mut queues: Vec<crate::store::WorkQueue> =
                 many(conn, "SELECT body FROM work_queues", [])?;
-            queues.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
+            crate::store::bookkeeping::sort_queues(&mut queues);
             Ok(queues)
         })
     }

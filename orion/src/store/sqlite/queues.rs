@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::runs::{enter_state, nanos, update_run};
 use super::{by_id, exec, json, one};
-use crate::store::memory::holds_a_slot;
+use crate::store::bookkeeping::{claimable, holds_a_slot, keep_identity, renew as renew_lease};
 use crate::store::{Claim, FlowRun, Renewal, StoreError, WorkQueue};
 
 /// Claims what `claim` names that is still claimable; see [`crate::store::Store::claim_flow_runs`].
@@ -32,7 +32,6 @@ pub(super) fn claim(tx: &Connection, claim: &Claim) -> Result<Vec<FlowRun>, Stor
         }
         None => 0,
     };
-    let now = claim.lease.renewed;
     let mut claimed = Vec::new();
     for want in &claim.runs {
         if limit.is_some_and(|l| held >= l) {
@@ -41,11 +40,7 @@ pub(super) fn claim(tx: &Connection, claim: &Claim) -> Result<Vec<FlowRun>, Stor
         let Some(mut run): Option<FlowRun> = by_id(tx, "flow_runs", want.id)? else {
             continue;
         };
-        let leased_elsewhere = run
-            .lease
-            .as_ref()
-            .is_some_and(|l| l.owner != claim.lease.owner && l.expires > now);
-        if run.state.as_ref().map(crate::State::id) != Some(want.expected) || leased_elsewhere {
+        if !claimable(&run, want, &claim.lease) {
             continue;
         }
         let entered = enter_state(&mut run, want.state.clone())?;
@@ -84,26 +79,15 @@ pub(super) fn renew(
             });
             continue;
         };
-        let held = match &mut run.lease {
-            Some(lease) if lease.owner == owner => {
-                lease.expires = expires;
-                lease.renewed = now;
-                true
-            }
-            _ => false,
-        };
-        if held {
+        let renewal = renew_lease(&mut run, owner, expires, now);
+        if renewal.held {
             exec(
                 tx,
                 "UPDATE flow_runs SET body = ?2, lease_until = ?3 WHERE id = ?1",
                 params![id.to_string(), json(&run)?, nanos(expires)],
             )?;
         }
-        renewals.push(Renewal {
-            id,
-            held,
-            state: run.state,
-        });
+        renewals.push(renewal);
     }
     Ok(renewals)
 }
@@ -115,11 +99,8 @@ pub(super) fn upsert(tx: &Connection, mut queue: WorkQueue) -> Result<WorkQueue,
         "SELECT body FROM work_queues WHERE name = ?1",
         [&queue.name],
     )?;
-    if let Some(existing) = existing {
-        queue.id = existing.id;
-        queue.created = existing.created;
-        queue.last_polled = existing.last_polled;
-        queue.last_polled_by = existing.last_polled_by;
+    if let Some(stored) = existing {
+        keep_identity(&mut queue, &stored);
     }
     exec(
         tx,

@@ -1,18 +1,20 @@
 //! The in-memory backend: always available, used by tests and `memory://`.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+mod queues;
+
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use jiff::Timestamp;
 use uuid::Uuid;
 
-use super::bookkeeping::{RunTimes, record_state_times, strip};
+use self::queues::{QueueRuns, QueueSlot};
+use super::bookkeeping::{RunTimes, keep_identity, record_state_times, renew, sort_queues, strip};
 use super::{
     Claim, Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, LogFilter, LogRecord,
     Renewal, SetState, Sort, Store, StoreError, StoreFuture, TaskRun, TaskRunFilter, WorkQueue,
 };
 use crate::state::State;
-use crate::state::StateType;
 
 /// A [`Store`] that keeps everything in this process's memory.
 ///
@@ -41,47 +43,6 @@ struct Inner {
     /// The runs of each work queue that agents look for: the due ones in time order, and how
     /// many are held (so a claim checks a queue's limit without a scan).
     queued: HashMap<String, QueueRuns>,
-}
-
-#[derive(Debug, Default)]
-struct QueueRuns {
-    /// Scheduled runs by expected start.
-    waiting: BTreeSet<(Timestamp, Uuid)>,
-    /// Pending, Running and Cancelling runs.
-    held: HashSet<Uuid>,
-}
-
-/// Whether a run in this state counts against its queue's concurrency limit.
-pub(crate) fn holds_a_slot(state: Option<&State>) -> bool {
-    state.is_some_and(|s| {
-        matches!(
-            s.state_type(),
-            StateType::Pending | StateType::Running | StateType::Cancelling
-        )
-    })
-}
-
-/// Where a run of a work queue sits in the queue's index.
-#[derive(Debug, Clone, PartialEq)]
-struct QueueSlot {
-    queue: String,
-    at: Timestamp,
-    id: Uuid,
-    waiting: bool,
-    held: bool,
-}
-
-impl QueueSlot {
-    /// None for a run in no queue.
-    fn of(run: &FlowRun) -> Option<Self> {
-        Some(QueueSlot {
-            queue: run.work_queue_name.clone()?,
-            at: run.expected_start_time.unwrap_or(Timestamp::MIN),
-            id: run.id,
-            waiting: run.state.as_ref().is_some_and(State::is_scheduled),
-            held: holds_a_slot(run.state.as_ref()),
-        })
-    }
 }
 
 /// A run as stored: the record holding its current state, plus the states before it.
@@ -139,27 +100,6 @@ impl<R: RunTimes + Clone> Entry<R> {
 }
 
 impl Inner {
-    /// Moves a run's place in its queue's index from `before` to `after`.
-    fn reindex(&mut self, before: Option<QueueSlot>, after: Option<QueueSlot>) {
-        if before == after {
-            return;
-        }
-        if let Some(b) = before {
-            if let Some(q) = self.queued.get_mut(&b.queue) {
-                q.waiting.remove(&(b.at, b.id));
-                q.held.remove(&b.id);
-            }
-        }
-        if let Some(a) = after {
-            let q = self.queued.entry(a.queue).or_default();
-            if a.waiting {
-                q.waiting.insert((a.at, a.id));
-            } else if a.held {
-                q.held.insert(a.id);
-            }
-        }
-    }
-
     /// Writes `state` on flow run `id` if it is in `expected`, keeping the queue index.
     fn set_flow_run_state(
         &mut self,
@@ -180,27 +120,6 @@ impl Inner {
             self.reindex(before, after);
         }
         Ok(written)
-    }
-
-    /// The due runs of a queue, earliest first, when `filter` asks exactly for those.
-    fn waiting_in_queue<'a>(
-        &'a self,
-        filter: &'a FlowRunFilter,
-    ) -> Option<Box<dyn Iterator<Item = &'a FlowRun> + 'a>> {
-        let queue = filter.work_queue_name.as_ref()?;
-        if filter.state_types != [StateType::Scheduled] || filter.deployment_id.is_some() {
-            return None;
-        }
-        let waiting = self.queued.get(queue).map(|q| &q.waiting);
-        Some(Box::new(
-            waiting
-                .into_iter()
-                .flatten()
-                .take_while(move |(at, _)| filter.expected_start_before.is_none_or(|b| *at <= b))
-                .filter_map(|(_, id)| self.flow_runs.get(id))
-                .map(|e| &e.run)
-                .filter(move |r| filter.matches(r)),
-        ))
     }
 
     /// The flow runs passing `filter`, found through the deployment index when it names one.
@@ -598,41 +517,7 @@ impl Store for MemoryStore {
     }
 
     fn claim_flow_runs<'a>(&'a self, claim: &'a Claim) -> StoreFuture<'a, Vec<FlowRun>> {
-        let mut inner = self.lock();
-        let queue = inner.work_queues.get(&claim.work_queue).cloned();
-        if queue.as_ref().is_some_and(|q| q.paused) {
-            return ready(Ok(Vec::new()));
-        }
-        let limit = queue.and_then(|q| q.concurrency_limit).map(|l| l as usize);
-        let now = claim.lease.renewed;
-        let mut claimed = Vec::new();
-        for want in &claim.runs {
-            let held = inner
-                .queued
-                .get(&claim.work_queue)
-                .map_or(0, |q| q.held.len());
-            if limit.is_some_and(|l| held >= l) {
-                break;
-            }
-            let Some(entry) = inner.flow_runs.get_mut(&want.id) else {
-                continue;
-            };
-            let run = &entry.run;
-            let leased_elsewhere = run
-                .lease
-                .as_ref()
-                .is_some_and(|l| l.owner != claim.lease.owner && l.expires > now);
-            if run.state.as_ref().map(State::id) != Some(want.expected) || leased_elsewhere {
-                continue;
-            }
-            let before = QueueSlot::of(run);
-            entry.set_state(Some(want.expected), want.state.clone());
-            entry.run.lease = Some(claim.lease.clone());
-            let after = entry.run.clone();
-            inner.reindex(before, QueueSlot::of(&after));
-            claimed.push(after);
-        }
-        ready(Ok(claimed))
+        ready(Ok(self.lock().claim(claim)))
     }
 
     fn renew_leases(
@@ -646,27 +531,12 @@ impl Store for MemoryStore {
         let renewals = runs
             .into_iter()
             .map(|id| match inner.flow_runs.get_mut(&id) {
+                Some(entry) => renew(&mut entry.run, owner, expires, now),
                 None => Renewal {
                     id,
                     held: false,
                     state: None,
                 },
-                Some(entry) => {
-                    let run = &mut entry.run;
-                    let held = match &mut run.lease {
-                        Some(lease) if lease.owner == owner => {
-                            lease.expires = expires;
-                            lease.renewed = now;
-                            true
-                        }
-                        _ => false,
-                    };
-                    Renewal {
-                        id,
-                        held,
-                        state: run.state.clone(),
-                    }
-                }
             })
             .collect();
         ready(Ok(renewals))
@@ -674,11 +544,8 @@ impl Store for MemoryStore {
 
     fn upsert_work_queue(&self, mut queue: WorkQueue) -> StoreFuture<'_, WorkQueue> {
         let mut inner = self.lock();
-        if let Some(existing) = inner.work_queues.get(&queue.name) {
-            queue.id = existing.id;
-            queue.created = existing.created;
-            queue.last_polled = existing.last_polled;
-            queue.last_polled_by.clone_from(&existing.last_polled_by);
+        if let Some(stored) = inner.work_queues.get(&queue.name) {
+            keep_identity(&mut queue, stored);
         }
         inner.work_queues.insert(queue.name.clone(), queue.clone());
         ready(Ok(queue))
@@ -690,7 +557,7 @@ impl Store for MemoryStore {
 
     fn read_work_queues(&self) -> StoreFuture<'_, Vec<WorkQueue>> {
         let mut queues: Vec<WorkQueue> = self.lock().work_queues.values().cloned().collect();
-        queues.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
+        sort_queues(&mut queues);
         ready(Ok(queues))
     }
 
