@@ -6,6 +6,9 @@
 //! `cargo bench -p benches --bench latency` (plain harness: percentiles, not criterion;
 //! `LATENCY_POLL_MS` sets the in-process agents' poll interval, to expose missed wake-ups)
 
+#[path = "support/tempdb.rs"]
+mod tempdb;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use jiff::{SignedDuration, Timestamp};
 use orion::deployment::DeploymentRunOptions;
 use orion::prelude::*;
 use orion::store::{Deployment, FlowRunFilter, SqliteStore};
+use tempdb::TempDb;
 
 static SEEN: Mutex<Vec<i64>> = Mutex::new(Vec::new());
 static STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
@@ -99,16 +103,6 @@ async fn in_process(orion: Orion, n: usize, ahead: Duration) -> Vec<i64> {
     std::mem::take(&mut *SEEN.lock().unwrap())
 }
 
-fn db_path() -> std::path::PathBuf {
-    std::env::temp_dir()
-        .join(format!(
-            "orion-latency-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ))
-        .join("orion.db")
-}
-
 /// The child: an agent on the file until stdin closes.
 async fn child(db: &str) {
     let orion = Orion::open(&format!("sqlite://{db}")).await.unwrap();
@@ -139,7 +133,8 @@ fn rss_kb() -> Option<u64> {
 
 /// Runs created by this process, executed by an agent in a child process on the same file.
 async fn across_processes(n: usize, ahead: Duration) -> (Vec<i64>, Vec<i64>) {
-    let path = db_path();
+    let db = TempDb::new("latency");
+    let path = db.file();
     let orion = Orion::with_store(Arc::new(SqliteStore::open(&path).unwrap()));
     let d = deploy(&orion).await;
     let mut agent = Command::new(std::env::current_exe().unwrap())
@@ -183,13 +178,13 @@ async fn across_processes(n: usize, ahead: Duration) -> (Vec<i64>, Vec<i64>) {
         }
     }
     agent.wait().unwrap();
-    let _ = std::fs::remove_dir_all(path.parent().unwrap());
     (late, to_completed)
 }
 
 /// The RSS of an agent process before and after it runs `n` trivial runs on a file.
 async fn memory_over_runs(n: usize) {
-    let path = db_path();
+    let db = TempDb::new("latency");
+    let path = db.file();
     let orion = Orion::with_store(Arc::new(SqliteStore::open(&path).unwrap()));
     let d = deploy(&orion).await;
     SEEN.lock().unwrap().clear();
@@ -227,7 +222,6 @@ async fn memory_over_runs(n: usize) {
     }
     handle.shutdown().await.unwrap();
     println!("agent process RSS after each {batch} of {n} runs on SQLite (kB): {samples:?}");
-    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
 fn main() {
@@ -254,13 +248,14 @@ fn main() {
             "in process, memory store, scheduled 20 ms ahead",
             in_process(Orion::memory(), n, ahead).await,
         );
-        let path = db_path();
+        let db = TempDb::new("latency");
+        let path = db.file();
         let orion = Orion::with_store(Arc::new(SqliteStore::open(&path).unwrap()));
         report(
             "in process, SQLite file, scheduled 20 ms ahead",
             in_process(orion, n, ahead).await,
         );
-        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+        drop(db);
         let (late, _) = across_processes(n, Duration::from_millis(200)).await;
         report(
             "agent in another process, SQLite, scheduled 200 ms ahead",

@@ -3,17 +3,19 @@
 //!
 //! `cargo bench -p benches --bench services`
 
+#[path = "support/tempdb.rs"]
+mod tempdb;
 #[path = "support/workloads.rs"]
 mod workloads;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use orion::prelude::*;
 use orion::services::Scheduler;
-use orion::store::{Deployment, SqliteStore};
+use orion::store::Deployment;
+use tempdb::sqlite_runtime;
 use workloads::runtime;
 
 static DONE: AtomicUsize = AtomicUsize::new(0);
@@ -24,25 +26,6 @@ async fn trivial(n: u64) -> u64 {
     DONE.fetch_add(1, Ordering::SeqCst);
     ALL_DONE.notify_waiters();
     n + 1
-}
-
-/// A new database file, deleted with its folder when dropped.
-struct TempDb(std::path::PathBuf);
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn sqlite() -> (TempDb, Orion) {
-    let dir = std::env::temp_dir().join(format!(
-        "orion-bench-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    let store = SqliteStore::open(dir.join("orion.db")).unwrap();
-    (TempDb(dir), Orion::with_store(Arc::new(store)))
 }
 
 async fn deployment(orion: &Orion) -> Deployment {
@@ -109,7 +92,7 @@ fn agents(c: &mut Criterion) {
         let n = 500;
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(BenchmarkId::new("sqlite_runs_500", limit), |b| {
-            let (_file, orion) = sqlite();
+            let (_file, orion) = sqlite_runtime();
             let d = rt.block_on(deployment(&orion));
             b.to_async(&rt).iter_custom(|iters| {
                 let (orion, d) = (orion.clone(), d.clone());
@@ -159,7 +142,7 @@ fn scheduler(c: &mut Criterion) {
                         let (_file, orion) = match backend {
                             "memory" => (None, Orion::memory()),
                             _ => {
-                                let (f, o) = sqlite();
+                                let (f, o) = sqlite_runtime();
                                 (Some(f), o)
                             }
                         };
@@ -181,7 +164,7 @@ fn scheduler(c: &mut Criterion) {
                 let (_file, orion) = match backend {
                     "memory" => (None, Orion::memory()),
                     _ => {
-                        let (f, o) = sqlite();
+                        let (f, o) = sqlite_runtime();
                         (Some(f), o)
                     }
                 };

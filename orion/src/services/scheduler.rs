@@ -353,20 +353,7 @@ impl Scheduler {
                 slots.push((at, index));
             }
         }
-        slots.sort();
-        // One run per slot of the deployment, whichever schedule names it first.
-        slots.dedup_by_key(|(at, _)| *at);
-        let runs = slots
-            .into_iter()
-            .map(|(at, index)| {
-                let options = DeploymentRunOptions::new()
-                    .scheduled_time(at)
-                    .schedule_index(index)
-                    .tags(["auto-scheduled"])
-                    .idempotency_key(slot_key(d.id, at));
-                client.deployment_run(d, options)
-            })
-            .collect();
+        let runs = slot_runs(client, d, slots, "auto-scheduled");
         let ahead = Ahead {
             updated: d.updated,
             deployment: Arc::clone(shared),
@@ -446,23 +433,35 @@ impl Scheduler {
                     .map(|z| (z.timestamp(), index)),
             );
         }
-        slots.sort();
-        slots.dedup_by_key(|(at, _)| *at);
-        let runs = slots
-            .into_iter()
-            .map(|(at, index)| {
-                let options = DeploymentRunOptions::new()
-                    .scheduled_time(at)
-                    .schedule_index(index)
-                    .tags(["backfill"])
-                    .idempotency_key(slot_key(d.id, at));
-                let mut run = client.deployment_run(d, options);
-                run.auto_scheduled = false;
-                run
-            })
-            .collect();
+        let mut runs = slot_runs(client, d, slots, "backfill");
+        for run in &mut runs {
+            run.auto_scheduled = false;
+        }
         client.create_flow_runs(runs).await
     }
+}
+
+/// One Scheduled run of `d` per distinct slot time in `slots` (`(time, schedule index)`),
+/// whichever schedule names the time first, tagged `tag` and keyed by [`slot_key`].
+fn slot_runs(
+    client: &OrionClient,
+    d: &Deployment,
+    mut slots: Vec<(Timestamp, usize)>,
+    tag: &str,
+) -> Vec<FlowRun> {
+    slots.sort();
+    slots.dedup_by_key(|(at, _)| *at);
+    slots
+        .into_iter()
+        .map(|(at, index)| {
+            let options = DeploymentRunOptions::new()
+                .scheduled_time(at)
+                .schedule_index(index)
+                .tags([tag])
+                .idempotency_key(slot_key(d.id, at));
+            client.deployment_run(d, options)
+        })
+        .collect()
 }
 
 /// The idempotency key of deployment `id`'s slot at `at`: stable across redeploys and
