@@ -410,15 +410,19 @@ fn two_scheduler_processes_racing_never_double_or_miss_a_slot() {
         start + jiff::SignedDuration::from_secs(90),
         Duration::from_secs(3000),
     );
-    let store = SqliteStore::open(&path).unwrap();
-    let total = rt()
-        .block_on(store.read_flow_runs(&FlowRunFilter::new()))
-        .unwrap()
-        .len();
+    let total = stored_runs(&path);
     assert_eq!(
         created, total,
         "what the schedulers say they created is what is stored"
     );
+}
+
+/// How many flow runs the file at `path` holds.
+fn stored_runs(path: &std::path::Path) -> usize {
+    let store = SqliteStore::open(path).unwrap();
+    rt().block_on(store.read_flow_runs(&FlowRunFilter::new()))
+        .unwrap()
+        .len()
 }
 
 #[test]
@@ -451,12 +455,9 @@ fn a_scheduler_sigkilled_mid_insert_leaves_no_duplicate_and_the_next_pass_fills_
     }
     doomed.kill().unwrap();
     doomed.wait().unwrap();
-    let partial = rt()
-        .block_on(store.read_flow_runs(&FlowRunFilter::new()))
-        .unwrap()
-        .len();
     assert_eq!(store.integrity_check().unwrap(), "ok");
     drop(store);
+    let partial = stored_runs(&path);
 
     let start = jiff::Timestamp::now();
     let mut again = child(
@@ -473,11 +474,7 @@ fn a_scheduler_sigkilled_mid_insert_leaves_no_duplicate_and_the_next_pass_fills_
         start + jiff::SignedDuration::from_secs(60),
         Duration::from_secs(3000),
     );
-    let store = SqliteStore::open(&path).unwrap();
-    let total = rt()
-        .block_on(store.read_flow_runs(&FlowRunFilter::new()))
-        .unwrap()
-        .len();
+    let total = stored_runs(&path);
     assert!(
         partial < total,
         "the kill came mid-way: {partial} of {total}"

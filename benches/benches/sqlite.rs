@@ -7,7 +7,6 @@ mod tempdb;
 #[path = "support/workloads.rs"]
 mod workloads;
 
-
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tempdb::sqlite_runtime;
 use workloads::{runtime, sequential, submitted};

@@ -89,6 +89,40 @@ async fn due_run(h: &TestHarness, d: &orion::store::Deployment) -> FlowRun {
         .unwrap()
 }
 
+/// Claims one run of the default queue for an agent named `agent` (a 30 s lease) that is
+/// never heard from again: its lease is never renewed.
+async fn claim_as_dead_agent(h: &TestHarness, agent: &str) -> FlowRun {
+    let request = ClaimRequest::new(
+        new_id(),
+        agent,
+        vec!["default".into()],
+        1,
+        Duration::from_secs(30),
+    );
+    h.client()
+        .claim_flow_runs(&request)
+        .await
+        .unwrap()
+        .remove(0)
+}
+
+/// Moves a claimed (Pending) run to Running, as its agent would; returns the Running state.
+async fn start_claimed(h: &TestHarness, claimed: &FlowRun) -> State {
+    let pending = claimed.state.clone().unwrap();
+    match h
+        .client()
+        .propose_state(
+            RunRef::flow(claimed.id, Some(&pending), 0, &claimed.retry).fence(),
+            State::running(),
+        )
+        .await
+        .unwrap()
+    {
+        orion::Transition::Set(s) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_scheduler_keeps_runs_ahead_once_per_slot_with_the_schedules_parameters() {
     let h = TestHarness::new();
@@ -566,27 +600,8 @@ async fn a_run_whose_agent_died_is_crashed_by_the_reaper_and_retried_by_another_
         .unwrap();
     let run = due_run(&h, &d).await;
     // A "dead" agent: claims the run, starts it, then is never heard from again.
-    let dead = new_id();
-    let request = ClaimRequest::new(
-        dead,
-        "dead-agent",
-        vec!["default".into()],
-        1,
-        Duration::from_secs(30),
-    );
-    let claimed = client.claim_flow_runs(&request).await.unwrap().remove(0);
-    let pending = claimed.state.clone().unwrap();
-    let running = match client
-        .propose_state(
-            RunRef::flow(run.id, Some(&pending), 0, &claimed.retry).fence(),
-            State::running(),
-        )
-        .await
-        .unwrap()
-    {
-        orion::Transition::Set(s) => s,
-        other => panic!("{other:?}"),
-    };
+    let claimed = claim_as_dead_agent(&h, "dead-agent").await;
+    let running = start_claimed(&h, &claimed).await;
     // A healthy agent's lease is renewed; this one is not. Before it lapses: nothing.
     tokio::time::advance(Duration::from_secs(20)).await;
     assert!(Reaper::new().run_once(h.orion()).await.unwrap().is_empty());
@@ -734,22 +749,9 @@ async fn a_cancelling_run_with_no_live_holder_is_cancelled_by_the_reaper() {
         .await
         .unwrap();
     let run = due_run(&h, &d).await;
-    let request = ClaimRequest::new(
-        new_id(),
-        "gone",
-        vec!["default".into()],
-        1,
-        Duration::from_secs(30),
-    );
-    let claimed = client.claim_flow_runs(&request).await.unwrap().remove(0);
-    let pending = claimed.state.clone().unwrap();
-    client
-        .propose_state(
-            RunRef::flow(run.id, Some(&pending), 0, &claimed.retry).fence(),
-            State::running(),
-        )
-        .await
-        .unwrap();
+    let claimed = claim_as_dead_agent(&h, "gone").await;
+    assert_eq!(claimed.id, run.id);
+    start_claimed(&h, &claimed).await;
     assert_eq!(
         client.cancel_flow_run(run.id).await.unwrap().state_type(),
         StateType::Cancelling
@@ -777,14 +779,7 @@ async fn a_pending_run_whose_agent_died_goes_back_to_its_queue() {
         .await
         .unwrap();
     let run = due_run(&h, &d).await;
-    let request = ClaimRequest::new(
-        new_id(),
-        "gone",
-        vec!["default".into()],
-        1,
-        Duration::from_secs(30),
-    );
-    assert_eq!(client.claim_flow_runs(&request).await.unwrap().len(), 1);
+    assert_eq!(claim_as_dead_agent(&h, "gone").await.id, run.id);
     tokio::time::advance(Duration::from_secs(31)).await;
     let reaped = Reaper::new().run_once(h.orion()).await.unwrap();
     assert!(reaped[0].1.is_scheduled());
