@@ -29,6 +29,10 @@ pub enum Sort {
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct FlowRunFilter {
+    /// Only runs with one of these ids (empty: any id).
+    pub ids: Vec<Uuid>,
+    /// Only runs with this name.
+    pub name: Option<String>,
     /// Only runs of this flow id.
     pub flow_id: Option<Uuid>,
     /// Only runs of the flow with this name.
@@ -69,6 +73,18 @@ impl FlowRunFilter {
     /// Matches every flow run.
     pub fn new() -> Self {
         Self::default()
+    }
+    /// Only the runs with these ids.
+    #[must_use]
+    pub fn ids(mut self, ids: impl IntoIterator<Item = Uuid>) -> Self {
+        self.ids = ids.into_iter().collect();
+        self
+    }
+    /// Only runs named `name` (run names are random slugs: rarely more than one).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
     }
     /// Only runs of this flow.
     #[must_use]
@@ -170,7 +186,9 @@ impl FlowRunFilter {
     /// Whether `run` passes every condition except paging.
     pub fn matches(&self, run: &FlowRun) -> bool {
         let state = run.state.as_ref();
-        self.flow_id.is_none_or(|id| run.flow_id == id)
+        (self.ids.is_empty() || self.ids.contains(&run.id))
+            && self.name.as_deref().is_none_or(|n| run.name == n)
+            && self.flow_id.is_none_or(|id| run.flow_id == id)
             && self.flow_name.as_deref().is_none_or(|n| run.flow_name == n)
             && (self.state_types.is_empty()
                 || state.is_some_and(|s| self.state_types.contains(&s.state_type())))

@@ -8,6 +8,7 @@ use super::{
     SetState, Sort, Store, StoreError, TaskRun, TaskRunFilter,
 };
 use crate::state::{State, StateType};
+use crate::ids::new_id;
 
 /// Runs every check against stores made by `make`, one fresh store per check.
 pub async fn run_all<S: Store, F: Fn() -> S>(make: F) {
@@ -174,6 +175,19 @@ pub async fn filters_and_sorting(store: &dyn Store) {
         names(store.read_flow_runs(&newest).await.unwrap()),
         ["run-4", "run-3"]
     );
+    let all = store.read_flow_runs(&FlowRunFilter::new()).await.unwrap();
+    let by_ids = FlowRunFilter::new().ids([all[4].id, all[1].id, new_id()]);
+    assert_eq!(
+        names(store.read_flow_runs(&by_ids).await.unwrap()),
+        ["run-1", "run-4"]
+    );
+    let by_name = FlowRunFilter::new().name("run-3");
+    assert_eq!(
+        names(store.read_flow_runs(&by_name).await.unwrap()),
+        ["run-3"]
+    );
+    let both = FlowRunFilter::new().ids([all[1].id]).flow_name("a");
+    assert!(store.read_flow_runs(&both).await.unwrap().is_empty());
 }
 
 /// Task runs belong to flow runs; Completed states with a cache key and data are cached.

@@ -131,6 +131,13 @@ impl Inner {
             return waiting;
         }
         let runs: Box<dyn Iterator<Item = &'a FlowRun> + 'a> = match filter.deployment_id {
+            _ if !filter.ids.is_empty() => Box::new(
+                filter
+                    .ids
+                    .iter()
+                    .filter_map(|id| self.flow_runs.get(id))
+                    .map(|e| &e.run),
+            ),
             Some(d) => Box::new(
                 self.runs_by_deployment
                     .get(&d)

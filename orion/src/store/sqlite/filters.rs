@@ -111,6 +111,7 @@ pub(super) fn task_runs(
 
 fn flow_run_rows(filter: &FlowRunFilter) -> Where {
     let mut w = Where::default();
+    w.and_in("id", filter.ids.iter().map(ToString::to_string));
     if let Some(id) = filter.flow_id {
         w.and("flow_id = ?", [text(id)]);
     }
