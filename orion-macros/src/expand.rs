@@ -387,6 +387,7 @@ fn flow(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
     let idents: Vec<&Ident> = params.iter().map(|p| &p.ident).collect();
     let types: Vec<&Type> = params.iter().map(|p| &p.ty).collect();
     let keys: Vec<String> = idents.iter().map(ToString::to_string).collect();
+    let type_names: Vec<String> = types.iter().map(|ty| type_name(ty)).collect();
     let mut checks: Vec<TokenStream> = types
         .iter()
         .map(|ty| quote_spanned!(ty.span()=> ::orion::__private::flow_parameter::<#ty>();))
@@ -490,6 +491,7 @@ fn flow(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
             ::orion::__private::RegisteredFlow {
                 name: #name,
                 parameters: &[#(#keys),*],
+                parameter_types: &[#(#type_names),*],
                 version: #version,
                 description: #description,
                 retries: #retries,
@@ -499,4 +501,27 @@ fn flow(func: &ItemFn, params: &[Param], options: &Options) -> TokenStream {
             }
         }
     }
+}
+
+/// A parameter's type as written, spaced as rustfmt would (`Vec<i64>`, `Option<&str>`).
+fn type_name(ty: &Type) -> String {
+    let mut text = quote!(#ty).to_string();
+    for (from, to) in [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" ,", ","),
+        ("& ", "&"),
+        ("[ ", "["),
+        (" ]", "]"),
+        ("( ", "("),
+        (" )", ")"),
+        (" ;", ";"),
+    ] {
+        text = text.replace(from, to);
+    }
+    text
 }

@@ -18,6 +18,8 @@ pub struct RegisteredFlow {
     pub name: &'static str,
     /// Its parameter names, in order.
     pub parameters: &'static [&'static str],
+    /// Their Rust types as written in the flow's signature, in the same order.
+    pub parameter_types: &'static [&'static str],
     /// Its version, if set.
     pub version: Option<&'static str>,
     /// Its description, if set.

@@ -1,12 +1,17 @@
+//! `database info | reset | vacuum | upgrade` on the SQLite file.
+
 use std::io::{BufRead, Write};
 
 use clap::{Args, Subcommand};
 
+use super::output::{CliResult, Failure, Out};
 use crate::Orion;
 use crate::store::SqliteStore;
 
-#[derive(Args)]
-pub(super) struct DatabaseArgs {
+/// `database …`
+#[derive(Args, Debug)]
+#[non_exhaustive]
+pub struct DatabaseArgs {
     /// The database (default: ORION_DATABASE_URL, else sqlite://$ORION_HOME/orion.db).
     #[arg(long, global = true)]
     url: Option<String>,
@@ -14,8 +19,10 @@ pub(super) struct DatabaseArgs {
     command: DatabaseCommand,
 }
 
-#[derive(Subcommand)]
-enum DatabaseCommand {
+/// What to do with the database.
+#[derive(Subcommand, Debug)]
+#[non_exhaustive]
+pub enum DatabaseCommand {
     /// Shows where the database is, its schema version, sizes and health.
     Info,
     /// Deletes every record: the file is removed and created anew.
@@ -24,6 +31,21 @@ enum DatabaseCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Rebuilds the file to give back the space of deleted records.
+    Vacuum,
+    /// Brings the file's schema to this build's version (opening it does the same).
+    Upgrade,
+}
+
+/// The schema version of an existing file, read without changing it; None when absent.
+fn schema_version(path: &std::path::Path) -> Option<i64> {
+    if !path.exists() {
+        return None;
+    }
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()?;
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0)).ok()
 }
 
 /// The SQLite file the arguments or the environment name.
@@ -37,13 +59,55 @@ fn sqlite_path(url: Option<String>) -> Result<std::path::PathBuf, String> {
     }
 }
 
-pub(super) fn run(
+pub(super) async fn run(args: DatabaseArgs, o: &mut Out<'_>, input: &mut dyn BufRead) -> CliResult {
+    let out = &mut *o.out;
+    run_sync(args, out, input).map_err(Failure::Input)
+}
+
+fn run_sync(
     args: DatabaseArgs,
     out: &mut dyn Write,
     input: &mut dyn BufRead,
 ) -> Result<(), String> {
     let path = sqlite_path(args.url)?;
     match args.command {
+        DatabaseCommand::Vacuum => {
+            let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            let before = size(&path);
+            let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
+            store.vacuum().map_err(|e| e.to_string())?;
+            drop(store);
+            writeln!(
+                out,
+                "Vacuumed {}: {before} bytes before, {} after",
+                path.display(),
+                size(&path)
+            )
+            .map_err(|e| e.to_string())
+        }
+        DatabaseCommand::Upgrade => {
+            let before = schema_version(&path);
+            let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
+            let after = store
+                .stats()
+                .map_err(|e| e.to_string())?
+                .first()
+                .map_or(0, |(_, v)| *v);
+            let line = match before {
+                Some(v) if v == after => {
+                    format!(
+                        "{} is at schema version {after}: nothing to do",
+                        path.display()
+                    )
+                }
+                Some(v) => format!(
+                    "Upgraded {} from schema version {v} to {after}",
+                    path.display()
+                ),
+                None => format!("Created {} at schema version {after}", path.display()),
+            };
+            writeln!(out, "{line}").map_err(|e| e.to_string())
+        }
         DatabaseCommand::Info => {
             let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);

@@ -5,8 +5,10 @@ use jiff::Timestamp;
 
 use crate::schedule::{MAX_DATES, Schedule};
 
-#[derive(Subcommand)]
-pub(super) enum ScheduleCommand {
+/// `schedule …`
+#[derive(Subcommand, Debug)]
+#[non_exhaustive]
+pub enum ScheduleCommand {
     /// Prints the next dates of a schedule, one RFC 3339 timestamp per line, in its time zone.
     Preview {
         /// The schedule, as the YAML or JSON mapping of a deployment spec, e.g.

@@ -7,8 +7,8 @@ use super::{
     Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, LogFilter, LogLevel, LogRecord,
     SetState, Sort, Store, StoreError, TaskRun, TaskRunFilter,
 };
-use crate::state::{State, StateType};
 use crate::ids::new_id;
+use crate::state::{State, StateType};
 
 /// Runs every check against stores made by `make`, one fresh store per check.
 pub async fn run_all<S: Store, F: Fn() -> S>(make: F) {
