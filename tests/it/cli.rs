@@ -131,3 +131,69 @@ fn database_info_and_reset() {
     assert_eq!(code, 2);
     assert!(err.contains("not a file"), "{err}");
 }
+
+/// A host program with a clap CLI of its own mounts orion's commands as one subcommand.
+#[derive(clap::Parser)]
+#[command(name = "host")]
+struct HostCli {
+    #[command(subcommand)]
+    command: HostCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum HostCommand {
+    /// The host's own command.
+    Hello,
+    /// orion's commands.
+    #[command(subcommand)]
+    Orion(orion::cli::Command),
+}
+
+#[tokio::test]
+async fn a_host_program_mounts_the_commands_under_its_own_cli() {
+    use clap::Parser;
+    let parsed = HostCli::try_parse_from([
+        "host",
+        "orion",
+        "schedule",
+        "preview",
+        "{interval: 60}",
+        "--start",
+        "2026-01-01T00:00:00Z",
+        "-n",
+        "2",
+    ])
+    .unwrap();
+    let HostCommand::Orion(command) = parsed.command else {
+        panic!("parsed as the host's own command");
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = orion::cli::Cli::new()
+        .execute(command, &mut out, &mut err)
+        .await;
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "2026-01-01T00:00:00+00:00\n2026-01-01T00:01:00+00:00\n"
+    );
+    assert!(matches!(
+        HostCli::try_parse_from(["host", "hello"]).unwrap().command,
+        HostCommand::Hello
+    ));
+    assert!(HostCli::try_parse_from(["host", "orion", "flow-run", "nope"]).is_err());
+}
+
+#[tokio::test]
+async fn run_async_works_inside_a_runtime_the_caller_has() {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = orion::cli::Cli::new()
+        .name("my-app")
+        .run_async(
+            ["my-app", "schedule", "preview", "{interval: 0}"],
+            &mut out,
+            &mut err,
+        )
+        .await;
+    assert_eq!(code, 2);
+    assert!(String::from_utf8(err).unwrap().starts_with("error: "));
+}

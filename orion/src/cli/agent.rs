@@ -70,6 +70,7 @@ pub(super) async fn run_agent(cli: &Cli, cmd: AgentCommand, o: &mut Out<'_>) -> 
     let AgentCommand::Start(args) = cmd;
     cli.needs_flows("agent start")?;
     let orion = open().await?;
+    let stop = stop_signal();
     o.line(format!(
         "Starting agent on work queue(s) {} of {}; stop it with Ctrl-C",
         args.queues(),
@@ -82,7 +83,7 @@ pub(super) async fn run_agent(cli: &Cli, cmd: AgentCommand, o: &mut Out<'_>) -> 
         .late_runs(None)
         .reaper(None)
         .agent(args.agent())
-        .run_until(stop_signal())
+        .run_until(stop)
         .await
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     o.line("Agent stopped.")
@@ -101,6 +102,7 @@ pub(super) async fn serve(cli: &Cli, args: ServeArgs, o: &mut Out<'_>) -> CliRes
     if !args.no_agent {
         serve = serve.agent(args.agent.agent());
     }
+    let stop = stop_signal();
     o.line(format!(
         "Serving {}: scheduler, late runs, reaper{}; stop with Ctrl-C",
         crate::Orion::database_url_from_env(),
@@ -112,33 +114,43 @@ pub(super) async fn serve(cli: &Cli, args: ServeArgs, o: &mut Out<'_>) -> CliRes
     ))?;
     o.out.flush()?;
     serve
-        .run_until(stop_signal())
+        .run_until(stop)
         .await
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     o.line("Stopped.")
 }
 
-/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
-async fn stop_signal() {
+/// A future that resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM. The handlers are
+/// installed when this is called, so a signal that comes before the future is first polled
+/// (while the command is still printing that it started) is not lost.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt()).ok();
         let mut term = signal(SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending().await,
+        async move {
+            tokio::select! {
+                () = received(int.as_mut()) => {}
+                () = received(term.as_mut()) => {}
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = term => {}
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Resolves when `signal` arrives; never when it could not be installed.
+#[cfg(unix)]
+async fn received(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }

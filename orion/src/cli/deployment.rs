@@ -154,14 +154,12 @@ pub(super) async fn run(cli: &Cli, cmd: DeploymentCommand, o: &mut Out<'_>) -> C
             tags,
             output,
         } => {
+            let parameters = params::parameters(&params, params_json.as_deref())?;
             let orion = open().await?;
             let client = orion.client();
             let d = client.read_deployment_by_name(&name).await?;
             let mut options = DeploymentRunOptions::new()
-                .parameters(Value::Object(params::parameters(
-                    &params,
-                    params_json.as_deref(),
-                )?))
+                .parameters(Value::Object(parameters))
                 .tags(tags);
             if let Some(at) =
                 params::start_time(start_in.as_deref(), start_at.as_deref(), client.now())?
