@@ -194,6 +194,8 @@ fn deployments_are_created_from_the_program_and_from_files_all_or_nothing() {
     assert_eq!(hourly["tags"], serde_json::json!(["nightly"]));
     assert_eq!(hourly["work_queue_name"], "default");
     assert_eq!(hourly["paused"], false);
+    let by_id = db.json(&["deployment", "inspect", hourly["id"].as_str().unwrap()]);
+    assert_eq!(by_id["full_name"], "Addition Machine/hourly");
     let schedules = db.json(&["deployment", "schedule", "ls", "Addition Machine/hourly"]);
     assert_eq!(schedules[0]["active"], true);
     let preview = db.json(&[
@@ -283,6 +285,15 @@ fn a_run_created_by_one_process_is_executed_by_an_agent_in_another_which_stops_o
         .collect();
     assert_eq!(history, ["Scheduled", "Pending", "Running", "Completed"]);
     assert_eq!(done["task_runs"][0]["state_type"], "COMPLETED");
+    let of_deployment = db.json(&[
+        "flow-run",
+        "ls",
+        "--deployment",
+        "Addition Machine/my-first-deployment",
+    ]);
+    assert_eq!(names(&of_deployment, "name"), std::slice::from_ref(&name));
+    let none = db.json(&["flow-run", "ls", "--deployment", "fallible/sometimes-fails"]);
+    assert_eq!(none, serde_json::json!([]));
 
     // The queue records who polled it.
     let queue = db.json(&["work-queue", "inspect", "default"]);

@@ -27,7 +27,7 @@ pub enum DeploymentCommand {
     },
     /// Shows one deployment.
     Inspect {
-        /// `FLOW/DEPLOYMENT`.
+        /// `FLOW/DEPLOYMENT`, or its id.
         name: String,
         /// Output format.
         #[arg(long, short, value_enum, default_value_t)]
@@ -35,7 +35,7 @@ pub enum DeploymentCommand {
     },
     /// Creates a run of a deployment for an agent to pick up; prints its name and id.
     Run {
-        /// `FLOW/DEPLOYMENT`.
+        /// `FLOW/DEPLOYMENT`, or its id.
         name: String,
         /// A parameter, `NAME=VALUE` (VALUE read as JSON when it is JSON); repeatable.
         #[arg(long = "param", short = 'p')]
@@ -59,22 +59,22 @@ pub enum DeploymentCommand {
     /// Runs a deployment here and now with its parameters, printing its logs; exits 1 when
     /// the run does not complete.
     Execute {
-        /// `FLOW/DEPLOYMENT`.
+        /// `FLOW/DEPLOYMENT`, or its id.
         name: String,
     },
     /// Pauses a deployment's schedules (its scheduled runs are removed).
     Pause {
-        /// `FLOW/DEPLOYMENT`.
+        /// `FLOW/DEPLOYMENT`, or its id.
         name: String,
     },
     /// Resumes a paused deployment.
     Resume {
-        /// `FLOW/DEPLOYMENT`.
+        /// `FLOW/DEPLOYMENT`, or its id.
         name: String,
     },
     /// Deletes a deployment (its runs stay).
     Delete {
-        /// `FLOW/DEPLOYMENT`.
+        /// `FLOW/DEPLOYMENT`, or its id.
         name: String,
     },
     /// A deployment's schedules.
@@ -88,7 +88,7 @@ pub enum DeploymentCommand {
 pub enum ScheduleCommand {
     /// Lists a deployment's schedules.
     Ls {
-        /// `FLOW/DEPLOYMENT`.
+        /// `FLOW/DEPLOYMENT`, or its id.
         name: String,
         /// Output format.
         #[arg(long, short, value_enum, default_value_t)]
@@ -96,7 +96,7 @@ pub enum ScheduleCommand {
     },
     /// The next dates of a deployment's active schedules, and its runs already scheduled.
     Preview {
-        /// `FLOW/DEPLOYMENT`.
+        /// `FLOW/DEPLOYMENT`, or its id.
         name: String,
         /// How many dates.
         #[arg(short = 'n', long = "count", default_value_t = 10)]
@@ -135,7 +135,7 @@ pub(super) async fn run(cli: &Cli, cmd: DeploymentCommand, o: &mut Out<'_>) -> C
         }
         DeploymentCommand::Inspect { name, output } => {
             let orion = open().await?;
-            let d = orion.client().read_deployment_by_name(&name).await?;
+            let d = find(orion.client(), &name).await?;
             if output == Format::Json {
                 return o.json(&deployment_json(&d));
             }
@@ -157,7 +157,7 @@ pub(super) async fn run(cli: &Cli, cmd: DeploymentCommand, o: &mut Out<'_>) -> C
             let parameters = params::parameters(&params, params_json.as_deref())?;
             let orion = open().await?;
             let client = orion.client();
-            let d = client.read_deployment_by_name(&name).await?;
+            let d = find(client, &name).await?;
             let mut options = DeploymentRunOptions::new()
                 .parameters(Value::Object(parameters))
                 .tags(tags);
@@ -183,28 +183,29 @@ pub(super) async fn run(cli: &Cli, cmd: DeploymentCommand, o: &mut Out<'_>) -> C
         DeploymentCommand::Execute { name } => {
             cli.needs_flows("deployment execute")?;
             let orion = open().await?;
-            let state = orion.execute_deployment(&name).await?;
+            let d = find(orion.client(), &name).await?;
+            let state = orion.execute_deployment(&d.full_name()).await?;
             orion.flush_logs().await;
             finished(&orion, &state, o).await
         }
         DeploymentCommand::Pause { name } => {
             let client_owner = open().await?;
             let client = client_owner.client();
-            let d = client.read_deployment_by_name(&name).await?;
+            let d = find(client, &name).await?;
             client.pause_deployment(d.id).await?;
             o.line(format!("Paused deployment '{}'", d.full_name()))
         }
         DeploymentCommand::Resume { name } => {
             let orion = open().await?;
             let client = orion.client();
-            let d = client.read_deployment_by_name(&name).await?;
+            let d = find(client, &name).await?;
             client.resume_deployment(d.id).await?;
             o.line(format!("Resumed deployment '{}'", d.full_name()))
         }
         DeploymentCommand::Delete { name } => {
             let orion = open().await?;
             let client = orion.client();
-            let d = client.read_deployment_by_name(&name).await?;
+            let d = find(client, &name).await?;
             client.delete_deployment(d.id).await?;
             o.line(format!("Deleted deployment '{}'", d.full_name()))
         }
@@ -296,7 +297,7 @@ async fn schedule(cmd: ScheduleCommand, o: &mut Out<'_>) -> CliResult {
     let client = orion.client();
     match cmd {
         ScheduleCommand::Ls { name, output } => {
-            let d = client.read_deployment_by_name(&name).await?;
+            let d = find(client, &name).await?;
             if output == Format::Json {
                 return o.json(&Value::Array(
                     d.schedules.iter().map(schedule_json).collect(),
@@ -318,7 +319,7 @@ async fn schedule(cmd: ScheduleCommand, o: &mut Out<'_>) -> CliResult {
             o.table(&["#", "SCHEDULE", "STATUS", "PARAMETERS"], &rows)
         }
         ScheduleCommand::Preview { name, n, output } => {
-            let d = client.read_deployment_by_name(&name).await?;
+            let d = find(client, &name).await?;
             let now = client.now();
             let mut dates: Vec<(jiff::Zoned, usize)> = Vec::new();
             for (i, s) in d.schedules.iter().enumerate().filter(|(_, s)| s.active) {
@@ -371,6 +372,17 @@ async fn schedule(cmd: ScheduleCommand, o: &mut Out<'_>) -> CliResult {
             Ok(())
         }
     }
+}
+
+/// The deployment a user named: `FLOW/DEPLOYMENT`, or its id.
+pub(super) async fn find(client: &OrionClient, text: &str) -> CliResult<Deployment> {
+    if let Ok(id) = text.parse::<uuid::Uuid>() {
+        return client
+            .read_deployment(id)
+            .await?
+            .ok_or_else(|| Failure::Input(format!("no deployment has the id {id}")));
+    }
+    Ok(client.read_deployment_by_name(text).await?)
 }
 
 fn schedule_text(s: &crate::schedule::Schedule) -> String {

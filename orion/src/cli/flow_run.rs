@@ -83,7 +83,7 @@ pub(super) async fn run(cmd: FlowRunCommand, o: &mut Out<'_>) -> CliResult {
                 filter = filter.flow_name(flow);
             }
             if let Some(d) = deployment {
-                filter = filter.deployment_id(client.read_deployment_by_name(&d).await?.id);
+                filter = filter.deployment_id(super::deployment::find(client, &d).await?.id);
             }
             let (types, names) = states(&state)?;
             filter = filter.state_types(types).state_names(names);
