@@ -189,8 +189,8 @@ pub(super) async fn run(cli: &Cli, cmd: DeploymentCommand, o: &mut Out<'_>) -> C
             finished(&orion, &state, o).await
         }
         DeploymentCommand::Pause { name } => {
-            let client_owner = open().await?;
-            let client = client_owner.client();
+            let orion = open().await?;
+            let client = orion.client();
             let d = find(client, &name).await?;
             client.pause_deployment(d.id).await?;
             o.line(format!("Paused deployment '{}'", d.full_name()))

@@ -162,10 +162,7 @@ pub(super) async fn run(cmd: FlowRunCommand, o: &mut Out<'_>) -> CliResult {
                         let state = t.state.as_ref();
                         vec![
                             Cell::plain(t.name.clone()),
-                            Cell::state(
-                                state.map_or("", State::name),
-                                state.map(State::state_type),
-                            ),
+                            Cell::run_state(state),
                             Cell::plain(when(t.start_time)),
                             Cell::plain(took(t.start_time, t.end_time)),
                         ]

@@ -151,6 +151,14 @@ impl Cell {
         }
     }
 
+    /// A run's current state (empty for none).
+    pub(super) fn run_state(state: Option<&crate::State>) -> Self {
+        Self::state(
+            state.map_or("", crate::State::name),
+            state.map(crate::State::state_type),
+        )
+    }
+
     /// A state's name, coloured by its type as Prefect's UI does.
     pub(super) fn state(name: &str, kind: Option<StateType>) -> Self {
         let colour = kind.map(|k| match k {
