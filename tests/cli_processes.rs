@@ -176,6 +176,17 @@ fn deployments_are_created_from_the_program_and_from_files_all_or_nothing() {
     let out = db.ok(&["deployment", "create", &spec]);
     assert!(out.contains(&format!("Loading deployments from YAML file '{spec}'...")));
     assert!(out.contains("Created deployment 'hourly' for flow 'Addition Machine'"));
+    let json_spec = write_spec(
+        &dir,
+        "spec.json",
+        r#"[{"name": "from-json", "flow_name": "fallible", "parameters": {"fail": true}}]"#,
+    );
+    let out = db.ok(&["deployment", "create", &json_spec]);
+    assert!(out.contains(&format!(
+        "Loading deployments from JSON file '{json_spec}'..."
+    )));
+    assert!(out.contains("Created deployment 'from-json' for flow 'fallible'"));
+    db.ok(&["deployment", "delete", "fallible/from-json"]);
 
     let list = db.json(&["deployment", "ls"]);
     let mut full = names(&list, "full_name");

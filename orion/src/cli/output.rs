@@ -211,3 +211,47 @@ pub(super) fn terminal_width() -> Option<usize> {
         .and_then(|c| c.parse().ok())
         .or(Some(120))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(colour: bool, width: Option<usize>, rows: &[Vec<Cell>]) -> String {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut o = Out {
+            out: &mut out,
+            err: &mut err,
+            colour,
+            width,
+        };
+        o.table(&["NAME", "STATE"], rows).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn rows() -> Vec<Vec<Cell>> {
+        vec![vec![
+            Cell::plain("a-rather-long-run-name-indeed"),
+            Cell::state("Failed", Some(StateType::Failed)),
+        ]]
+    }
+
+    #[test]
+    fn tables_align_columns_and_colour_only_when_asked() {
+        assert_eq!(
+            render(false, None, &rows()),
+            "NAME                           STATE\na-rather-long-run-name-indeed  Failed\n"
+        );
+        let coloured = render(true, None, &rows());
+        assert!(coloured.contains("\x1b[31mFailed\x1b[0m"), "{coloured:?}");
+        assert!(coloured.contains("\x1b[1mNAME\x1b[0m"), "{coloured:?}");
+    }
+
+    #[test]
+    fn the_widest_column_is_cut_to_the_terminal() {
+        let text = render(false, Some(24), &rows());
+        for line in text.lines() {
+            assert!(line.chars().count() <= 24, "{line:?}");
+        }
+        assert!(text.contains("a-rather-long-r…  Failed"), "{text}");
+    }
+}
