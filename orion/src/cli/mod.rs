@@ -129,6 +129,9 @@ struct Args {
 pub struct Cli {
     name: Option<String>,
     deployments: Vec<DeploymentSpec>,
+    /// Writing to the process's own standard output ([`Cli::main`]): tables may be coloured
+    /// and sized to the terminal. Output to buffers never is.
+    on_stdout: bool,
 }
 
 impl Cli {
@@ -161,7 +164,8 @@ impl Cli {
     /// Runs the command line on the process's arguments and returns the exit status. Builds
     /// its own tokio runtime: call it from a plain `fn main`, not inside a runtime (there,
     /// await [`Cli::run_async`]).
-    pub fn main(self) -> ExitCode {
+    pub fn main(mut self) -> ExitCode {
+        self.on_stdout = true;
         let mut input = std::io::stdin().lock();
         let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
         ExitCode::from(self.run_with_input(std::env::args_os(), &mut out, &mut err, &mut input))
@@ -275,8 +279,12 @@ impl Cli {
         let mut o = Out {
             out,
             err,
-            colour: output::colour_allowed(),
-            width: output::terminal_width(),
+            colour: self.on_stdout && output::colour_allowed(),
+            width: if self.on_stdout {
+                output::terminal_width()
+            } else {
+                None
+            },
         };
         #[cfg(not(feature = "sqlite"))]
         let _ = input;
