@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 
 use super::output::{CliResult, Failure, Out};
-use super::{Cli, open};
+use super::{needs_flows, open};
 use crate::services::{Agent, LateRuns, Reaper, Scheduler};
 
 /// `agent …`
@@ -66,9 +66,9 @@ impl AgentArgs {
     }
 }
 
-pub(super) async fn run_agent(cli: &Cli, cmd: AgentCommand, o: &mut Out<'_>) -> CliResult {
+pub(super) async fn run_agent(cmd: AgentCommand, o: &mut Out<'_>) -> CliResult {
     let AgentCommand::Start(args) = cmd;
-    cli.needs_flows("agent start")?;
+    needs_flows(o, "agent start")?;
     let orion = open().await?;
     let stop = stop_signal();
     o.line(format!(
@@ -89,9 +89,9 @@ pub(super) async fn run_agent(cli: &Cli, cmd: AgentCommand, o: &mut Out<'_>) -> 
     o.line("Agent stopped.")
 }
 
-pub(super) async fn serve(cli: &Cli, args: ServeArgs, o: &mut Out<'_>) -> CliResult {
+pub(super) async fn serve(args: ServeArgs, o: &mut Out<'_>) -> CliResult {
     if !args.no_agent {
-        cli.needs_flows("serve")?;
+        needs_flows(o, "serve")?;
     }
     let orion = open().await?;
     let mut serve = orion

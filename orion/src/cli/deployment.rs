@@ -4,7 +4,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::output::{Cell, CliResult, Failure, Out, json_time, when};
-use super::{Cli, Format, open, params};
+use super::{Cli, Format, needs_flows, open, params};
 use crate::deployment::{DeploymentRunOptions, DeploymentSpec};
 use crate::store::{Deployment, DeploymentFilter, FlowRunFilter, Sort};
 use crate::{Orion, OrionClient};
@@ -181,7 +181,7 @@ pub(super) async fn run(cli: &Cli, cmd: DeploymentCommand, o: &mut Out<'_>) -> C
             ))
         }
         DeploymentCommand::Execute { name } => {
-            cli.needs_flows("deployment execute")?;
+            needs_flows(o, "deployment execute")?;
             let orion = open().await?;
             let d = find(orion.client(), &name).await?;
             let state = orion.execute_deployment(&d.full_name()).await?;
@@ -237,15 +237,17 @@ async fn create(cli: &Cli, files: Vec<std::path::PathBuf>, o: &mut Out<'_>) -> C
     let mut specs = Vec::new();
     if files.is_empty() {
         if cli.deployments.is_empty() {
-            cli.needs_flows("deployment create without a spec file")?;
+            needs_flows(o, "deployment create without a spec file")?;
             return Err(Failure::Input(
                 "this program declares no deployments: give spec files, or declare them with \
                  orion::cli::Cli::new().deployment(DeploymentSpec::new(…))"
                     .into(),
             ));
         }
-        let name = cli.program_name(std::env::args_os().next().as_ref());
-        o.line(format!("Loading deployments from program '{name}'..."))?;
+        o.line(format!(
+            "Loading deployments from program '{}'...",
+            o.program
+        ))?;
         specs.extend(cli.deployments.iter().cloned());
     } else {
         for file in &files {

@@ -4,7 +4,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::output::{Cell, CliResult, Out, json_time, when};
-use super::{Cli, Format, open, params};
+use super::{Format, needs_flows, open, params};
 
 /// `flow …`
 #[derive(Subcommand, Debug)]
@@ -30,7 +30,7 @@ pub enum FlowCommand {
     },
 }
 
-pub(super) async fn run(cli: &Cli, cmd: FlowCommand, o: &mut Out<'_>) -> CliResult {
+pub(super) async fn run(cmd: FlowCommand, o: &mut Out<'_>) -> CliResult {
     match cmd {
         FlowCommand::Ls { output } => {
             let flows = crate::registry::flows();
@@ -78,7 +78,7 @@ pub(super) async fn run(cli: &Cli, cmd: FlowCommand, o: &mut Out<'_>) -> CliResu
             params,
             params_json,
         } => {
-            cli.needs_flows("flow run")?;
+            needs_flows(o, "flow run")?;
             let flow = crate::registry::require(&name)?;
             let parameters = params::parameters(&params, params_json.as_deref())?;
             let orion = open().await?;

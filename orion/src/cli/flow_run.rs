@@ -85,7 +85,7 @@ pub(super) async fn run(cmd: FlowRunCommand, o: &mut Out<'_>) -> CliResult {
             if let Some(d) = deployment {
                 filter = filter.deployment_id(super::deployment::find(client, &d).await?.id);
             }
-            let (types, names) = states(&state)?;
+            let (types, names) = states(&state);
             filter = filter.state_types(types).state_names(names);
             let runs = client.read_flow_runs(&filter).await?;
             if output == Format::Json {
@@ -239,9 +239,11 @@ pub(super) async fn resolve(client: &OrionClient, text: &str) -> CliResult<FlowR
     }
 }
 
-/// `--state` values split into state types and state names.
-fn states(given: &[String]) -> CliResult<(Vec<StateType>, Vec<String>)> {
-    const NAMES: [&str; 4] = ["Late", "AwaitingRetry", "Retrying", "Cached"];
+/// `--state` values split into state types and state names (the named states spelled as
+/// orion spells them, whatever the case given).
+fn states(given: &[String]) -> (Vec<StateType>, Vec<String>) {
+    use crate::state::names::{AWAITING_RETRY, CACHED, LATE, RETRYING, TIMED_OUT};
+    const NAMES: [&str; 5] = [LATE, AWAITING_RETRY, RETRYING, CACHED, TIMED_OUT];
     let mut types = Vec::new();
     let mut names = Vec::new();
     for s in given {
@@ -256,7 +258,7 @@ fn states(given: &[String]) -> CliResult<(Vec<StateType>, Vec<String>)> {
             names.push(s.clone());
         }
     }
-    Ok((types, names))
+    (types, names)
 }
 
 async fn logs(

@@ -193,8 +193,8 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let command = match self.parse(args, out, err) {
-            Ok(command) => command,
+        let (command, program) = match self.parse(args, out, err) {
+            Ok(parsed) => parsed,
             Err(code) => return code,
         };
         let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -207,7 +207,7 @@ impl Cli {
                 return 1;
             }
         };
-        runtime.block_on(self.execute_with_input(command, out, err, input))
+        runtime.block_on(self.execute_with_input(command, program, out, err, input))
     }
 
     /// [`Cli::run`] inside a tokio runtime the caller already has.
@@ -217,8 +217,8 @@ impl Cli {
         T: Into<std::ffi::OsString> + Clone,
     {
         match self.parse(args, out, err) {
-            Ok(command) => {
-                self.execute_with_input(command, out, err, &mut std::io::empty())
+            Ok((command, program)) => {
+                self.execute_with_input(command, program, out, err, &mut std::io::empty())
                     .await
             }
             Err(code) => code,
@@ -228,11 +228,18 @@ impl Cli {
     /// Runs one parsed command (a host program's mounted subcommand); returns the exit
     /// status.
     pub async fn execute(&self, command: Command, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-        self.execute_with_input(command, out, err, &mut std::io::empty())
+        let program = self.program_name(std::env::args_os().next().as_ref());
+        self.execute_with_input(command, program, out, err, &mut std::io::empty())
             .await
     }
 
-    fn parse<I, T>(&self, args: I, out: &mut dyn Write, err: &mut dyn Write) -> Result<Command, u8>
+    /// The command and the name the program goes by: [`Cli::name`], else the first argument.
+    fn parse<I, T>(
+        &self,
+        args: I,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> Result<(Command, String), u8>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
@@ -244,11 +251,11 @@ impl Cli {
         }
         let parsed = Args::command()
             .name(name.clone())
-            .bin_name(name)
+            .bin_name(name.clone())
             .try_get_matches_from(args)
             .and_then(|m| <Args as clap::FromArgMatches>::from_arg_matches(&m));
         match parsed {
-            Ok(a) => Ok(a.command),
+            Ok(a) => Ok((a.command, name)),
             Err(e) => {
                 let _ = if e.use_stderr() {
                     write!(err, "{}", e.render())
@@ -272,6 +279,7 @@ impl Cli {
     async fn execute_with_input(
         &self,
         command: Command,
+        program: String,
         out: &mut dyn Write,
         err: &mut dyn Write,
         input: &mut dyn std::io::BufRead,
@@ -279,6 +287,7 @@ impl Cli {
         let mut o = Out {
             out,
             err,
+            program,
             colour: self.on_stdout && output::colour_allowed(),
             width: if self.on_stdout {
                 output::terminal_width()
@@ -286,8 +295,6 @@ impl Cli {
                 None
             },
         };
-        #[cfg(not(feature = "sqlite"))]
-        let _ = input;
         let result = self.dispatch(command, &mut o, input).await;
         let _ = o.out.flush();
         match result {
@@ -311,38 +318,37 @@ impl Cli {
             Command::Database(cmd) => database::run(cmd, o, input).await,
             Command::Completions { shell } => {
                 let mut cmd = Args::command();
-                let name = self.program_name(std::env::args_os().next().as_ref());
                 let shell = match shell {
                     Shell::Bash => clap_complete::Shell::Bash,
                     Shell::Zsh => clap_complete::Shell::Zsh,
                     Shell::Fish => clap_complete::Shell::Fish,
                 };
-                clap_complete::generate(shell, &mut cmd, name, o.out);
+                clap_complete::generate(shell, &mut cmd, o.program.clone(), o.out);
                 Ok(())
             }
-            Command::Flow(cmd) => flow::run(self, cmd, o).await,
+            Command::Flow(cmd) => flow::run(cmd, o).await,
             Command::Deployment(cmd) => deployment::run(self, cmd, o).await,
             Command::FlowRun(cmd) => flow_run::run(cmd, o).await,
             Command::WorkQueue(cmd) => work_queue::run(cmd, o).await,
-            Command::Agent(cmd) => agent::run_agent(self, cmd, o).await,
-            Command::Serve(args) => agent::serve(self, args, o).await,
+            Command::Agent(cmd) => agent::run_agent(cmd, o).await,
+            Command::Serve(args) => agent::serve(args, o).await,
         }
     }
+}
 
-    /// Fails with the two lines that embed the CLI when this program has no flows.
-    fn needs_flows(&self, what: &str) -> CliResult {
-        if !crate::registry::flows().is_empty() {
-            return Ok(());
-        }
-        let name = self.program_name(std::env::args_os().next().as_ref());
-        Err(Failure::Input(format!(
-            "{what} needs the flows, and '{name}' contains none. Flows are compiled into your \
+/// Fails with the two lines that embed the CLI when this program has no flows.
+fn needs_flows(o: &Out<'_>, what: &str) -> CliResult {
+    if !crate::registry::flows().is_empty() {
+        return Ok(());
+    }
+    let name = &o.program;
+    Err(Failure::Input(format!(
+        "{what} needs the flows, and '{name}' contains none. Flows are compiled into your \
              own program: embed this command line there, in its main function:\n\n    \
              fn main() -> std::process::ExitCode {{\n        \
              orion::cli::Cli::new().main()\n    }}\n\n\
              then run `cargo run -- <command>` in that program."
-        )))
-    }
+    )))
 }
 
 /// The runtime every command works against: `ORION_DATABASE_URL`, default `~/.orion/orion.db`.

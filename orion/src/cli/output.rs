@@ -60,6 +60,8 @@ pub(super) type CliResult<T = ()> = Result<T, Failure>;
 pub(super) struct Out<'a> {
     pub(super) out: &'a mut dyn Write,
     pub(super) err: &'a mut dyn Write,
+    /// The name the program goes by, for messages and completion scripts.
+    pub(super) program: String,
     /// Colour escapes in tables (a terminal, no `NO_COLOR`).
     pub(super) colour: bool,
     /// Terminal width for tables, when known.
@@ -221,6 +223,7 @@ mod tests {
         let mut o = Out {
             out: &mut out,
             err: &mut err,
+            program: "test".into(),
             colour,
             width,
         };
