@@ -4,7 +4,6 @@ use std::io::{BufRead, Write};
 
 use clap::{Args, Subcommand};
 
-use super::output::{CliResult, Failure, Out};
 use crate::Orion;
 use crate::store::SqliteStore;
 
@@ -59,12 +58,7 @@ fn sqlite_path(url: Option<String>) -> Result<std::path::PathBuf, String> {
     }
 }
 
-pub(super) async fn run(args: DatabaseArgs, o: &mut Out<'_>, input: &mut dyn BufRead) -> CliResult {
-    let out = &mut *o.out;
-    run_sync(args, out, input).map_err(Failure::Input)
-}
-
-fn run_sync(
+pub(super) fn run(
     args: DatabaseArgs,
     out: &mut dyn Write,
     input: &mut dyn BufRead,
