@@ -66,6 +66,19 @@ pub enum Error {
         /// Its name or id.
         name: String,
     },
+    /// A concurrency limit can never grant what was asked (it has fewer slots than asked for,
+    /// a limit of 0 among them), so waiting would never end.
+    #[error("concurrency limit {limit:?} has {size} slot(s) and can never grant {asked}: {hint}")]
+    ConcurrencyLimit {
+        /// The limit's name (`tag:TAG` for a task tag's).
+        limit: String,
+        /// Its size.
+        size: u32,
+        /// How many slots were asked for.
+        asked: u32,
+        /// What to do about it.
+        hint: &'static str,
+    },
     /// A setting (environment variable or option) has a value orion cannot use.
     #[error("invalid setting {name}={value:?}: {reason}")]
     Setting {

@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
+mod concurrency;
 mod engine;
 mod error;
 mod ids;
@@ -26,7 +27,10 @@ pub mod cli;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use client::{ClaimRequest, Clock, OrionClient, RunRef, Transition, WorkQueueStatus};
+pub use client::{
+    ClaimRequest, Clock, ConcurrencyLimitStatus, OrionClient, RunRef, Transition, WorkQueueStatus,
+};
+pub use concurrency::{ConcurrencySlot, concurrency, rate_limit};
 pub use engine::{
     CacheKeyFn, FlowCall, FlowRunContext, TaskCall, TaskFuture, TaskOptions, TaskRunContext,
     TaskRunner, flow_run_context, gather, map, task_input_hash, task_run_context,

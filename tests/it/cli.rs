@@ -107,7 +107,7 @@ fn database_info_and_reset() {
     let (code, out, err) = run(&["database", "--url", &url, "info"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&db.display().to_string()), "{out}");
-    assert!(out.contains("schema version   4"), "{out}");
+    assert!(out.contains("schema version   5"), "{out}");
     assert!(out.contains("flows            1"), "{out}");
     assert!(out.contains("integrity        ok"), "{out}");
 

@@ -242,8 +242,17 @@ pub(super) async fn resolve(client: &OrionClient, text: &str) -> CliResult<FlowR
 /// `--state` values split into state types and state names (the named states spelled as
 /// orion spells them, whatever the case given).
 fn states(given: &[String]) -> (Vec<StateType>, Vec<String>) {
-    use crate::state::names::{AWAITING_RETRY, CACHED, LATE, RETRYING, TIMED_OUT};
-    const NAMES: [&str; 5] = [LATE, AWAITING_RETRY, RETRYING, CACHED, TIMED_OUT];
+    use crate::state::names::{
+        AWAITING_CONCURRENCY_SLOT, AWAITING_RETRY, CACHED, LATE, RETRYING, TIMED_OUT,
+    };
+    const NAMES: [&str; 6] = [
+        LATE,
+        AWAITING_RETRY,
+        AWAITING_CONCURRENCY_SLOT,
+        RETRYING,
+        CACHED,
+        TIMED_OUT,
+    ];
     let mut types = Vec::new();
     let mut names = Vec::new();
     for s in given {

@@ -3,9 +3,12 @@
 mod clock;
 mod deployments;
 mod queues;
+mod slots;
 
 pub use clock::Clock;
 pub use queues::{ClaimRequest, WorkQueueStatus};
+pub use slots::ConcurrencyLimitStatus;
+pub(crate) use slots::{SlotAsk, SlotHold};
 
 use std::sync::Arc;
 
@@ -49,6 +52,8 @@ pub(crate) struct Signals {
     pub(crate) runs_due: tokio::sync::Notify,
     /// The ids of flow runs asked to cancel.
     pub(crate) cancels: tokio::sync::broadcast::Sender<Uuid>,
+    /// Concurrency slots: this runtime's lease owner, what it renews, who waits.
+    pub(crate) slots: slots::SlotSignals,
 }
 
 impl Default for Signals {
@@ -56,6 +61,7 @@ impl Default for Signals {
         Signals {
             runs_due: tokio::sync::Notify::new(),
             cancels: tokio::sync::broadcast::channel(1024).0,
+            slots: slots::SlotSignals::default(),
         }
     }
 }
@@ -379,7 +385,9 @@ impl OrionClient {
             .await?;
             match written {
                 SetState::Written => {
-                    if run.kind == RunKind::Flow && chosen.is_scheduled() {
+                    // A run made due, or a flow run that ended and so freed a queue or
+                    // deployment slot: agents of this runtime look again.
+                    if run.kind == RunKind::Flow && (chosen.is_scheduled() || chosen.is_final()) {
                         self.signals.runs_due.notify_waiters();
                     }
                     return Ok(Transition::Set(chosen));

@@ -1,13 +1,17 @@
 //! Work queues, claims, leases and cancellation through the client.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use super::{OrionClient, RunRef};
 use crate::orchestration::{self, Decision, Proposal, RunKind};
-use crate::state::{RetryPolicy, State, StateType};
-use crate::store::{Claim, ClaimRun, FlowRun, FlowRunFilter, Lease, Renewal, Sort, WorkQueue};
+use crate::state::{RetryPolicy, State, StateType, names};
+use crate::store::{
+    Claim, ClaimRun, Collision, DeploymentConcurrency, DeploymentLimit, FlowRun, FlowRunFilter,
+    Lease, Renewal, Sort, WorkQueue,
+};
 use crate::{Error, Result};
 
 /// What an agent asks for when it claims runs: see [`OrionClient::claim_flow_runs`].
@@ -237,27 +241,38 @@ impl OrionClient {
         }
         // Stable: queues of equal priority keep the agent's order.
         queues.sort_by_key(|q| q.priority);
+        let lease = Lease::new(request.agent_id, &request.agent_name, now, request.lease);
+        let mut limits = DeploymentLimits::default();
         let mut claimed: Vec<FlowRun> = Vec::new();
         for queue in queues.iter().filter(|q| !q.paused) {
-            let want = request.limit.saturating_sub(claimed.len());
-            if want == 0 {
-                break;
-            }
-            // A few more than wanted: some may be of flows this agent does not have.
-            let filter = waiting_in(queue)
-                .expected_start_between(None, Some(now))
-                .limit(want.saturating_mul(2).saturating_add(8));
-            let candidates = self.read_flow_runs(&filter).await?;
-            let runs: Vec<ClaimRun> = candidates
-                .iter()
-                .filter(|r| {
-                    request
+            // A full deployment's runs are passed over on the next look, so its waiting runs
+            // never hide the runs of others behind them.
+            for _ in 0..4 {
+                let want = request.limit.saturating_sub(claimed.len());
+                if want == 0 {
+                    break;
+                }
+                // A few more than wanted: some may be of flows this agent does not have.
+                let filter = waiting_in(queue)
+                    .expected_start_between(None, Some(now))
+                    .exclude_deployments(limits.full.iter().copied())
+                    .limit(want.saturating_mul(2).saturating_add(8));
+                let candidates = self.read_flow_runs(&filter).await?;
+                let mut runs: Vec<ClaimRun> = Vec::new();
+                for r in &candidates {
+                    if runs.len() == want {
+                        break;
+                    }
+                    if !request
                         .flows
                         .as_ref()
                         .is_none_or(|f| f.contains(&r.flow_name))
-                })
-                .filter_map(|r| {
-                    let current = r.state.as_ref()?;
+                    {
+                        continue;
+                    }
+                    let Some(current) = r.state.as_ref() else {
+                        continue;
+                    };
                     let pending = State::pending().with_timestamp(now);
                     let ctx = Proposal {
                         kind: RunKind::Flow,
@@ -267,20 +282,44 @@ impl OrionClient {
                         now,
                         random: 0.0,
                     };
-                    matches!(
-                        orchestration::decide(Some(current), &pending, &ctx),
-                        Decision::Accept
-                    )
-                    .then(|| ClaimRun::new(r.id, current.id(), pending))
-                })
-                .take(want)
-                .collect();
-            if runs.is_empty() {
-                continue;
+                    if orchestration::decide(Some(current), &pending, &ctx) != Decision::Accept {
+                        continue;
+                    }
+                    let mut run = ClaimRun::new(r.id, current.id(), pending);
+                    if let Some(limit) = limits.of(self, r, current, now).await? {
+                        run = run.deployment_limit(limit);
+                    }
+                    runs.push(run);
+                }
+                if runs.is_empty() {
+                    break;
+                }
+                let asked: Vec<(Uuid, Option<Uuid>)> = runs
+                    .iter()
+                    .map(|c| (c.id, c.deployment_limit.as_ref().map(|d| d.deployment_id)))
+                    .collect();
+                let claim = Claim::new(queue.name.clone(), runs, lease.clone());
+                let written = self.store.claim_flow_runs(&claim).await?;
+                let full_before = limits.full.len();
+                for (id, deployment) in asked {
+                    let run = written.iter().find(|w| w.id == id);
+                    let pending =
+                        run.is_some_and(|w| w.state.as_ref().is_some_and(State::is_pending));
+                    if let (false, Some(d)) = (pending, deployment) {
+                        // Found full (or taken meanwhile by another agent: passed over for
+                        // this claim only).
+                        limits.full.insert(d);
+                    }
+                }
+                claimed.extend(
+                    written
+                        .into_iter()
+                        .filter(|w| w.state.as_ref().is_some_and(State::is_pending)),
+                );
+                if limits.full.len() == full_before {
+                    break;
+                }
             }
-            let lease = Lease::new(request.agent_id, &request.agent_name, now, request.lease);
-            let claim = Claim::new(queue.name.clone(), runs, lease);
-            claimed.extend(self.store.claim_flow_runs(&claim).await?);
         }
         Ok(claimed)
     }
@@ -410,6 +449,64 @@ impl OrionClient {
     /// queues changed).
     pub(crate) fn runs_due(&self) -> &tokio::sync::Notify {
         &self.signals.runs_due
+    }
+}
+
+/// The concurrency limits of the deployments met during one claim.
+#[derive(Default)]
+struct DeploymentLimits {
+    read: HashMap<Uuid, Option<DeploymentConcurrency>>,
+    /// Deployments found full.
+    full: HashSet<Uuid>,
+}
+
+impl DeploymentLimits {
+    /// The limit run `run` (in `current`) is claimed under, with the state it enters when
+    /// its deployment is full: `AwaitingConcurrencySlot` (once) or `Cancelled`.
+    async fn of(
+        &mut self,
+        client: &OrionClient,
+        run: &FlowRun,
+        current: &State,
+        now: jiff::Timestamp,
+    ) -> Result<Option<DeploymentLimit>> {
+        let Some(id) = run.deployment_id else {
+            return Ok(None);
+        };
+        let concurrency = match self.read.get(&id) {
+            Some(c) => *c,
+            None => {
+                let c = client
+                    .store
+                    .read_deployment(id)
+                    .await?
+                    .and_then(|d| d.concurrency);
+                self.read.insert(id, c);
+                c
+            }
+        };
+        let Some(c) = concurrency else {
+            return Ok(None);
+        };
+        let when_full = match c.collision {
+            Collision::Enqueue if current.name() == names::AWAITING_CONCURRENCY_SLOT => None,
+            Collision::Enqueue => Some(
+                State::awaiting_concurrency_slot()
+                    .with_message(format!(
+                        "Deployment concurrency limit of {} reached: waiting for a slot.",
+                        c.limit
+                    ))
+                    .with_timestamp(now),
+            ),
+            Collision::CancelNew => Some(
+                State::cancelled(format!(
+                    "Deployment concurrency limit of {} reached: cancelled by its collision strategy CANCEL_NEW.",
+                    c.limit
+                ))
+                .with_timestamp(now),
+            ),
+        };
+        Ok(Some(DeploymentLimit::new(id, c.limit, when_full)))
     }
 }
 

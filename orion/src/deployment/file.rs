@@ -7,7 +7,7 @@ use super::spec::apply_all;
 use super::{DeploymentError, DeploymentSpec};
 use crate::OrionClient;
 use crate::schedule::Schedule;
-use crate::store::{CatchUp, Deployment, DeploymentSchedule};
+use crate::store::{CatchUp, Collision, Deployment, DeploymentConcurrency, DeploymentSchedule};
 
 /// One deployment as a spec file writes it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -37,6 +37,26 @@ struct SpecFile {
     paused: bool,
     #[serde(default, skip_serializing_if = "is_default")]
     catchup: CatchUp,
+    /// Prefect 3's forms: a number, or `{limit, collision_strategy}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    concurrency_limit: Option<LimitField>,
+}
+
+/// A deployment's `concurrency_limit` field.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum LimitField {
+    Number(u32),
+    Full(DeploymentConcurrency),
+}
+
+impl LimitField {
+    fn concurrency(&self) -> DeploymentConcurrency {
+        match *self {
+            LimitField::Number(n) => DeploymentConcurrency::new(n, Collision::Enqueue),
+            LimitField::Full(c) => c,
+        }
+    }
 }
 
 fn is_default(c: &CatchUp) -> bool {
@@ -85,6 +105,7 @@ impl SpecFile {
         spec.parameters = Ok(self.parameters);
         spec.description = self.description;
         spec.version = self.version;
+        spec.concurrency = self.concurrency_limit.as_ref().map(LimitField::concurrency);
         if let Some(queue) = self.work_queue_name {
             spec.work_queue_name = queue;
         }
@@ -123,6 +144,7 @@ impl SpecFile {
             work_queue_name: Some(spec.work_queue_name.clone()),
             paused: spec.paused,
             catchup: spec.catchup,
+            concurrency_limit: spec.concurrency.map(LimitField::Full),
         }
     }
 }
@@ -242,6 +264,7 @@ impl From<&Deployment> for DeploymentSpec {
             .work_queue_name(d.work_queue_name.clone())
             .paused(d.paused)
             .catchup(d.catchup);
+        spec.concurrency = d.concurrency;
         spec.parameters = Ok(d.parameters.clone());
         spec.description = d.description.clone();
         spec.version = d.version.clone();

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use super::DeploymentError;
 use crate::registry;
 use crate::schedule::Schedule;
-use crate::store::{CatchUp, Deployment, DeploymentSchedule};
+use crate::store::{CatchUp, Collision, Deployment, DeploymentConcurrency, DeploymentSchedule};
 use crate::{FlowCall, OrionClient};
 
 /// What a deployment should be; [`DeploymentSpec::apply`] creates it or updates the one of
@@ -23,6 +23,7 @@ pub struct DeploymentSpec {
     pub(crate) work_queue_name: String,
     pub(crate) paused: bool,
     pub(crate) catchup: CatchUp,
+    pub(crate) concurrency: Option<DeploymentConcurrency>,
 }
 
 /// A `#[flow]` function, passed by name: `DeploymentSpec::new("x").flow(my_flow)`.
@@ -131,6 +132,7 @@ impl DeploymentSpec {
             work_queue_name: "default".into(),
             paused: false,
             catchup: CatchUp::All,
+            concurrency: None,
         }
     }
 
@@ -206,6 +208,26 @@ impl DeploymentSpec {
         self
     }
 
+    /// At most `limit` of its runs claimed or running at once, across every agent and
+    /// process; `collision` says what becomes of a run that is due while they are all taken:
+    /// [`Collision::Enqueue`] waits (state `AwaitingConcurrencySlot`) and starts as soon as a
+    /// slot frees, [`Collision::CancelNew`] cancels it, saying why.
+    ///
+    /// ```
+    /// use orion::deployment::DeploymentSpec;
+    /// use orion::store::Collision;
+    ///
+    /// let spec = DeploymentSpec::new("nightly")
+    ///     .flow_name("etl")
+    ///     .concurrency_limit(1, Collision::Enqueue);
+    /// assert!(spec.validate().is_ok());
+    /// ```
+    #[must_use]
+    pub fn concurrency_limit(mut self, limit: u32, collision: Collision) -> Self {
+        self.concurrency = Some(DeploymentConcurrency::new(limit, collision));
+        self
+    }
+
     /// The deployment's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -222,6 +244,13 @@ impl DeploymentSpec {
         validate_name(&self.name).map_err(|r| err("name", r))?;
         if self.work_queue_name.trim().is_empty() {
             return Err(err("work_queue_name", "must not be empty".into()));
+        }
+        if self.concurrency.is_some_and(|c| c.limit == 0) {
+            return Err(err(
+                "concurrency_limit",
+                "must be at least 1: a limit of 0 would never run the deployment (pause it instead)"
+                    .into(),
+            ));
         }
         let flow_name = self.flow_name.as_deref().ok_or_else(|| {
             err(
@@ -266,6 +295,7 @@ impl DeploymentSpec {
             work_queue_name: self.work_queue_name.clone(),
             paused: self.paused,
             catchup: self.catchup,
+            concurrency: self.concurrency,
             retry: registry::flow(flow_name)
                 .map(crate::registry::RegisteredFlow::retry_policy)
                 .unwrap_or_default(),

@@ -7,6 +7,7 @@ mod flow_run;
 mod future;
 mod outcome;
 mod runner;
+mod tag_limits;
 mod task_call;
 mod task_run;
 

@@ -9,8 +9,9 @@ use super::context::{self, Children, FlowRunCtx, RunCtx, TaskRunContext, TaskRun
 use super::outcome::{
     CatchUnwind, Outcome, Payload, Verdict, install_panic_hook, panic_detail, panic_message,
 };
+use super::tag_limits;
 use super::task_call::{Body, TaskCall, TaskOptions};
-use crate::client::{RunRef, Transition};
+use crate::client::{RunRef, SlotHold, Transition};
 use crate::orchestration::RetryPolicy;
 use crate::state::{State, StateDetails};
 use crate::store::{LogLevel, TaskRun};
@@ -116,9 +117,31 @@ pub(crate) async fn run<R: Send + 'static>(
         _ => None,
     };
     let source = format!("Task run '{}'", info.name);
+    let tags = record.tags;
     let mut current = record.state.unwrap_or_else(State::pending);
 
     loop {
+        // The slots of its tags' concurrency limits, held for this attempt only.
+        let mut slots = if tags.is_empty() {
+            None
+        } else {
+            let task = Arc::new(TaskRunCtx {
+                orion: orion.clone(),
+                flow: flow.clone(),
+                info: info.clone(),
+                source: source.clone(),
+                panic_at: Default::default(),
+            });
+            let log =
+                move |level, message| RunCtx::Task(Arc::clone(&task)).log(level, None, message);
+            match tag_limits::take(client, &tags, &info, &mut current, &retry, &log).await {
+                Ok(slots) => slots,
+                Err(ended) => {
+                    let outcome = Outcome::without_value(ended);
+                    return finish(&orion, flow.as_deref(), outcome, &source, info.id).await;
+                }
+            }
+        };
         let mut proposed = if info.run_count == 0 {
             State::running()
         } else {
@@ -138,6 +161,7 @@ pub(crate) async fn run<R: Send + 'static>(
         {
             Ok(state) => state,
             Err(e) => {
+                release(slots.take()).await;
                 let task = TaskRunCtx {
                     orion: orion.clone(),
                     flow: flow.clone(),
@@ -160,6 +184,9 @@ pub(crate) async fn run<R: Send + 'static>(
                 .await;
             }
         };
+        if !entered.is_running() {
+            release(slots.take()).await;
+        }
         if entered.is_completed() {
             // A valid cached result: no attempt is made.
             let value = match (&call.codec, entered.data()) {
@@ -202,6 +229,10 @@ pub(crate) async fn run<R: Send + 'static>(
             cancel,
         )
         .await;
+        // However the attempt ended (value, error, panic, timeout, cancellation), its slots
+        // are free before its state is written; a dropped attempt frees them in `SlotHold`'s
+        // drop.
+        release(slots.take()).await;
 
         // What the error log line names: the error with its causes, or the panic and where.
         let mut detail = None;
@@ -287,6 +318,14 @@ pub(crate) async fn run<R: Send + 'static>(
             info.id,
         )
         .await;
+    }
+}
+
+/// Gives back the slots of an attempt (a failure to do so leaves them to lapse with their
+/// lease).
+async fn release(slots: Option<SlotHold>) {
+    if let Some(slots) = slots {
+        let _ = slots.release().await;
     }
 }
 

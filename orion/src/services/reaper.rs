@@ -18,7 +18,9 @@ const SOURCE: &str = "orion.reaper";
 /// - a Pending run (claimed, never started) goes back to `Scheduled` for another agent;
 /// - a Cancelling run, with no one left to stop it, becomes `Cancelled`.
 ///
-/// Its queue slot is free again at once (slots are counted from states). A stale agent that
+/// Its queue and deployment slots are free again at once (they are counted from states).
+/// Each pass also drops the concurrency-ledger rows (task-tag and named limit slots, places
+/// in line) whose leases lapsed, and wakes the waiters of this process for those limits. A stale agent that
 /// wakes up later cannot overwrite the newer state: its writes are fenced by the state id.
 /// A healthy run is never reaped, however long it runs: its agent renews the lease (by
 /// default every 10 s of a 30 s lease).
@@ -66,6 +68,17 @@ impl Reaper {
     /// Store failures.
     pub async fn run_once(&self, orion: &Orion) -> Result<Vec<(uuid::Uuid, State)>> {
         let client = orion.client();
+        let freed = client.reap_slots().await?;
+        if !freed.is_empty() {
+            log(
+                LogLevel::Warning,
+                SOURCE,
+                &format!(
+                    "Freed concurrency slots whose holders stopped renewing them: {}",
+                    freed.join(", ")
+                ),
+            );
+        }
         let now = client.now();
         let filter = FlowRunFilter::new()
             .state_types([

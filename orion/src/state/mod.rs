@@ -145,6 +145,11 @@ impl<T> State<T> {
     pub fn awaiting_retry(at: Timestamp) -> Self {
         Self::new(StateType::Scheduled, names::AWAITING_RETRY).with_scheduled_time(at)
     }
+    /// `AwaitingConcurrencySlot`: a Scheduled run waiting for a slot of a full concurrency
+    /// limit (a task tag's, or its deployment's); it holds no slot while it waits.
+    pub fn awaiting_concurrency_slot() -> Self {
+        Self::new(StateType::Scheduled, names::AWAITING_CONCURRENCY_SLOT)
+    }
     /// `Pending`.
     pub fn pending() -> Self {
         Self::of_type(StateType::Pending)

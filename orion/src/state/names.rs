@@ -10,3 +10,5 @@ pub(crate) const RETRYING: &str = "Retrying";
 pub(crate) const CACHED: &str = "Cached";
 /// A Failed run that exceeded its timeout.
 pub(crate) const TIMED_OUT: &str = "TimedOut";
+/// A Scheduled run waiting for a concurrency slot (a task-tag or deployment limit is full).
+pub(crate) const AWAITING_CONCURRENCY_SLOT: &str = "AwaitingConcurrencySlot";

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use uuid::Uuid;
 
 use crate::state::{State, StateType};
-use crate::store::{ClaimRun, FlowRun, Lease, Renewal, TaskRun, WorkQueue};
+use crate::store::{ClaimRun, ConcurrencyLimit, FlowRun, Lease, Renewal, TaskRun, WorkQueue};
 
 /// The fields a state write updates on either kind of run.
 pub(crate) trait RunTimes {
@@ -133,6 +133,12 @@ pub(crate) fn keep_identity(queue: &mut WorkQueue, stored: &WorkQueue) {
     queue.created = stored.created;
     queue.last_polled = stored.last_polled;
     queue.last_polled_by.clone_from(&stored.last_polled_by);
+}
+
+/// An update of a stored concurrency limit keeps its id and creation time.
+pub(crate) fn keep_limit_identity(limit: &mut ConcurrencyLimit, stored: &ConcurrencyLimit) {
+    limit.id = stored.id;
+    limit.created = stored.created;
 }
 
 /// Work queues in an agent's order: by priority, then name.

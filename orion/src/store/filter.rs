@@ -47,6 +47,8 @@ pub struct FlowRunFilter {
     pub parent_task_run_id: Option<Uuid>,
     /// Only runs of this deployment.
     pub deployment_id: Option<Uuid>,
+    /// No runs of these deployments (runs of no deployment pass).
+    pub exclude_deployments: Vec<Uuid>,
     /// Only runs that were (true) or were not (false) created by a scheduler.
     pub auto_scheduled: Option<bool>,
     /// Only runs in this work queue.
@@ -128,6 +130,12 @@ impl FlowRunFilter {
         self.deployment_id = Some(id);
         self
     }
+    /// No runs of these deployments.
+    #[must_use]
+    pub fn exclude_deployments(mut self, ids: impl IntoIterator<Item = Uuid>) -> Self {
+        self.exclude_deployments = ids.into_iter().collect();
+        self
+    }
     /// Only runs a scheduler created (`true`) or not (`false`).
     #[must_use]
     pub fn auto_scheduled(mut self, auto: bool) -> Self {
@@ -201,6 +209,9 @@ impl FlowRunFilter {
             && self
                 .deployment_id
                 .is_none_or(|d| run.deployment_id == Some(d))
+            && run
+                .deployment_id
+                .is_none_or(|d| !self.exclude_deployments.contains(&d))
             && self.auto_scheduled.is_none_or(|a| run.auto_scheduled == a)
             && self
                 .work_queue_name

@@ -8,6 +8,7 @@ mod bookkeeping;
 mod connect;
 mod error;
 mod filter;
+mod ledger;
 mod memory;
 mod records;
 #[cfg(feature = "sqlite")]
@@ -24,10 +25,11 @@ pub use connect::{URL_SCHEMES, connect, connect_blocking};
 pub use error::StoreError;
 
 pub use filter::{DeploymentFilter, FlowRunFilter, LogFilter, Sort, TaskRunFilter};
+pub use ledger::{Acquired, ConcurrencyLimit, Slot, SlotRequest, tag_limit_name};
 pub use memory::MemoryStore;
 pub use records::{
-    CatchUp, Deployment, DeploymentSchedule, Flow, FlowRun, Lease, LogLevel, LogRecord, TaskRun,
-    WorkQueue,
+    CatchUp, Collision, Deployment, DeploymentConcurrency, DeploymentSchedule, Flow, FlowRun,
+    Lease, LogLevel, LogRecord, TaskRun, WorkQueue,
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, SqliteStore};
@@ -73,6 +75,8 @@ pub struct ClaimRun {
     pub expected: Uuid,
     /// The state it enters (Pending).
     pub state: State,
+    /// Its deployment's concurrency limit, checked with the claim.
+    pub deployment_limit: Option<DeploymentLimit>,
 }
 
 impl ClaimRun {
@@ -82,6 +86,39 @@ impl ClaimRun {
             id,
             expected,
             state,
+            deployment_limit: None,
+        }
+    }
+    /// Claims it only while fewer than `limit` runs of its deployment hold a slot.
+    #[must_use]
+    pub fn deployment_limit(mut self, limit: DeploymentLimit) -> Self {
+        self.deployment_limit = Some(limit);
+        self
+    }
+}
+
+/// A deployment's concurrency limit as a claim checks it: the run is claimed only while fewer
+/// than `limit` runs of `deployment_id` are Pending, Running or Cancelling; otherwise, in the
+/// same write, it enters `when_full` (when given and its state is still the expected one).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DeploymentLimit {
+    /// The deployment.
+    pub deployment_id: Uuid,
+    /// How many of its runs may hold a slot.
+    pub limit: u32,
+    /// The state a run that finds the deployment full enters instead of the claimed one
+    /// (`AwaitingConcurrencySlot`, or `Cancelled`); None: it is left as it is.
+    pub when_full: Option<State>,
+}
+
+impl DeploymentLimit {
+    /// `limit` runs of `deployment_id`; a run finding it full enters `when_full`.
+    pub fn new(deployment_id: Uuid, limit: u32, when_full: Option<State>) -> Self {
+        DeploymentLimit {
+            deployment_id,
+            limit,
+            when_full,
         }
     }
 }
@@ -228,9 +265,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Claims due flow runs: see [`Claim`]. Each run still in its expected state, without a
     /// live lease of another owner, is moved to its Pending state with the claim's lease, in
-    /// order, while the queue is unpaused and has room; the rest are left alone. Returns the
-    /// claimed runs. All of it is one atomic write: two claimers never both get a run, and a
-    /// queue's limit holds however many agents claim from it at once.
+    /// order, while the queue is unpaused and has room; the rest are left alone. A run whose
+    /// [`DeploymentLimit`] is reached is not claimed: it enters the limit's `when_full` state
+    /// instead (without a lease), and is returned too, in that state. Returns the runs
+    /// written. All of it is one atomic write: two claimers never both get a run, and queue
+    /// and deployment limits hold however many agents claim at once.
     fn claim_flow_runs<'a>(&'a self, claim: &'a Claim) -> StoreFuture<'a, Vec<FlowRun>>;
 
     /// Extends the leases `owner` holds on `runs` to `expires` (renewed at `now`) and reports
@@ -260,6 +299,46 @@ pub trait Store: Send + Sync + 'static {
         agent: String,
         at: jiff::Timestamp,
     ) -> StoreFuture<'_, ()>;
+
+    /// Creates a concurrency limit, or updates the one of that name (keeping its id and
+    /// creation time).
+    fn upsert_concurrency_limit(
+        &self,
+        limit: ConcurrencyLimit,
+    ) -> StoreFuture<'_, ConcurrencyLimit>;
+    /// A concurrency limit by name.
+    fn read_concurrency_limit<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> StoreFuture<'a, Option<ConcurrencyLimit>>;
+    /// Every concurrency limit, by name.
+    fn read_concurrency_limits(&self) -> StoreFuture<'_, Vec<ConcurrencyLimit>>;
+    /// Deletes a concurrency limit with its ledger rows; returns whether it existed.
+    fn delete_concurrency_limit<'a>(&'a self, name: &'a str) -> StoreFuture<'a, bool>;
+    /// The ledger rows of a limit, live or lapsed: holders by ticket, then waiters by ticket.
+    fn read_slots<'a>(&'a self, limit: &'a str) -> StoreFuture<'a, Vec<Slot>>;
+    /// Takes one slot (or [`SlotRequest::occupy`] slots) of each limit named, all or none, in
+    /// one atomic write: granted when every limit has room for it after its live holders and
+    /// the live waiters ahead of it in line; otherwise nothing is held and, when the request
+    /// waits, the holder keeps (or takes) its place in line. Names without a stored limit are
+    /// not limited. Lapsed rows count for nothing.
+    fn acquire_slots(&self, request: SlotRequest) -> StoreFuture<'_, Acquired>;
+    /// Deletes the rows of `holder`, held or waiting (rate-limit slots excepted: they lapse);
+    /// returns the limits it had rows in.
+    fn release_slots(&self, holder: Uuid) -> StoreFuture<'_, Vec<String>>;
+    /// Extends to `expires` the rows `owner` has for each of `holders` (renewed at `now`);
+    /// returns the holders that have no row left (reset, deleted, or lapsed and reaped).
+    fn renew_slots(
+        &self,
+        owner: Uuid,
+        holders: Vec<Uuid>,
+        expires: jiff::Timestamp,
+        now: jiff::Timestamp,
+    ) -> StoreFuture<'_, Vec<Uuid>>;
+    /// Deletes every row of a limit (its holders lose their slots); returns how many.
+    fn reset_slots<'a>(&'a self, limit: &'a str) -> StoreFuture<'a, usize>;
+    /// Deletes the rows whose lease lapsed by `now`; returns the limits that had any.
+    fn reap_slots(&self, now: jiff::Timestamp) -> StoreFuture<'_, Vec<String>>;
 
     /// Appends log records.
     fn write_logs(&self, logs: Vec<LogRecord>) -> StoreFuture<'_, ()>;

@@ -300,6 +300,10 @@ pub struct Deployment {
     /// that applied the deployment has it).
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// At most this many of its runs claimed or running at once, and what becomes of a run
+    /// that finds them all taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<DeploymentConcurrency>,
     /// When it was first created.
     pub created: Timestamp,
     /// When it was last applied.
@@ -346,6 +350,56 @@ impl DeploymentSchedule {
     pub fn parameters(mut self, parameters: serde_json::Map<String, serde_json::Value>) -> Self {
         self.parameters = parameters;
         self
+    }
+}
+
+/// A deployment's concurrency limit: at most `limit` of its runs are claimed, running or
+/// being cancelled at once, across every agent and process.
+///
+/// The limit is checked inside an agent's claim, atomically with it: a run that finds the
+/// deployment full never holds anything, so it neither fills its work queue nor keeps other
+/// deployments' runs waiting behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DeploymentConcurrency {
+    /// How many of its runs at once.
+    pub limit: u32,
+    /// What becomes of a run that finds the limit reached.
+    #[serde(default, rename = "collision_strategy")]
+    pub collision: Collision,
+}
+
+impl DeploymentConcurrency {
+    /// At most `limit` runs at once, with `collision` for the others.
+    pub fn new(limit: u32, collision: Collision) -> Self {
+        DeploymentConcurrency { limit, collision }
+    }
+}
+
+/// What becomes of a deployment's run that is due while its concurrency limit is reached
+/// (Prefect 3's collision strategies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum Collision {
+    /// It waits, in state `AwaitingConcurrencySlot`, and starts as soon as a slot frees
+    /// (earliest due first).
+    #[default]
+    Enqueue,
+    /// It is cancelled, with a message saying why.
+    CancelNew,
+}
+
+impl std::str::FromStr for Collision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "enqueue" => Ok(Collision::Enqueue),
+            "cancel_new" => Ok(Collision::CancelNew),
+            _ => Err(format!(
+                "unknown collision strategy {s:?}: expected enqueue or cancel-new"
+            )),
+        }
     }
 }
 

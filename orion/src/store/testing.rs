@@ -501,6 +501,7 @@ fn deployment(flow: &Flow, name: &str) -> Deployment {
         work_queue_name: "default".into(),
         paused: false,
         catchup: Default::default(),
+        concurrency: None,
         retry: Default::default(),
         created: now,
         updated: now,

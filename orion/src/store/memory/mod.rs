@@ -1,5 +1,6 @@
 //! The in-memory backend: always available, used by tests and `memory://`.
 
+mod ledger;
 mod queues;
 
 use std::collections::HashMap;
@@ -11,8 +12,9 @@ use uuid::Uuid;
 use self::queues::{QueueRuns, QueueSlot};
 use super::bookkeeping::{RunTimes, keep_identity, record_state_times, renew, sort_queues, strip};
 use super::{
-    Claim, Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, LogFilter, LogRecord,
-    Renewal, SetState, Sort, Store, StoreError, StoreFuture, TaskRun, TaskRunFilter, WorkQueue,
+    Acquired, Claim, ConcurrencyLimit, Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter,
+    LogFilter, LogRecord, Renewal, SetState, Slot, SlotRequest, Sort, Store, StoreError,
+    StoreFuture, TaskRun, TaskRunFilter, WorkQueue,
 };
 use crate::state::State;
 
@@ -43,6 +45,10 @@ struct Inner {
     /// The runs of each work queue that agents look for: the due ones in time order, and how
     /// many are held (so a claim checks a queue's limit without a scan).
     queued: HashMap<String, QueueRuns>,
+    /// The Pending, Running and Cancelling runs of each deployment (its concurrency limit).
+    held_by_deployment: HashMap<Uuid, std::collections::HashSet<Uuid>>,
+    /// Concurrency limits and their slots.
+    ledger: ledger::Ledger,
 }
 
 /// A run as stored: the record holding its current state, plus the states before it.
@@ -586,5 +592,57 @@ impl Store for MemoryStore {
             }
         }
         ready(Ok(()))
+    }
+
+    fn upsert_concurrency_limit(
+        &self,
+        limit: ConcurrencyLimit,
+    ) -> StoreFuture<'_, ConcurrencyLimit> {
+        ready(Ok(self.lock().ledger.upsert(limit)))
+    }
+
+    fn read_concurrency_limit<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> StoreFuture<'a, Option<ConcurrencyLimit>> {
+        ready(Ok(self.lock().ledger.limit(name)))
+    }
+
+    fn read_concurrency_limits(&self) -> StoreFuture<'_, Vec<ConcurrencyLimit>> {
+        ready(Ok(self.lock().ledger.limits()))
+    }
+
+    fn delete_concurrency_limit<'a>(&'a self, name: &'a str) -> StoreFuture<'a, bool> {
+        ready(Ok(self.lock().ledger.delete(name)))
+    }
+
+    fn read_slots<'a>(&'a self, limit: &'a str) -> StoreFuture<'a, Vec<Slot>> {
+        ready(Ok(self.lock().ledger.rows(limit)))
+    }
+
+    fn acquire_slots(&self, request: SlotRequest) -> StoreFuture<'_, Acquired> {
+        ready(Ok(self.lock().ledger.acquire(&request)))
+    }
+
+    fn release_slots(&self, holder: Uuid) -> StoreFuture<'_, Vec<String>> {
+        ready(Ok(self.lock().ledger.release(holder)))
+    }
+
+    fn renew_slots(
+        &self,
+        owner: Uuid,
+        holders: Vec<Uuid>,
+        expires: Timestamp,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Vec<Uuid>> {
+        ready(Ok(self.lock().ledger.renew(owner, &holders, expires, now)))
+    }
+
+    fn reset_slots<'a>(&'a self, limit: &'a str) -> StoreFuture<'a, usize> {
+        ready(Ok(self.lock().ledger.reset(limit)))
+    }
+
+    fn reap_slots(&self, now: Timestamp) -> StoreFuture<'_, Vec<String>> {
+        ready(Ok(self.lock().ledger.reap(now)))
     }
 }

@@ -29,6 +29,7 @@ pub(super) struct QueueSlot {
     id: Uuid,
     waiting: bool,
     held: bool,
+    deployment: Option<Uuid>,
 }
 
 impl QueueSlot {
@@ -40,6 +41,7 @@ impl QueueSlot {
             id: run.id,
             waiting: run.state.as_ref().is_some_and(State::is_scheduled),
             held: holds_a_slot(run.state.as_ref()),
+            deployment: run.deployment_id,
         })
     }
 }
@@ -55,8 +57,19 @@ impl Inner {
                 q.waiting.remove(&(b.at, b.id));
                 q.held.remove(&b.id);
             }
+            if let (true, Some(d)) = (b.held, b.deployment) {
+                if let Some(held) = self.held_by_deployment.get_mut(&d) {
+                    held.remove(&b.id);
+                    if held.is_empty() {
+                        self.held_by_deployment.remove(&d);
+                    }
+                }
+            }
         }
         if let Some(a) = after {
+            if let (true, Some(d)) = (a.held, a.deployment) {
+                self.held_by_deployment.entry(d).or_default().insert(a.id);
+            }
             let q = self.queued.entry(a.queue).or_default();
             if a.waiting {
                 q.waiting.insert((a.at, a.id));
@@ -103,6 +116,10 @@ impl Inner {
             if limit.is_some_and(|l| held >= l) {
                 break;
             }
+            let full = want.deployment_limit.as_ref().filter(|d| {
+                let held = self.held_by_deployment.get(&d.deployment_id);
+                held.map_or(0, HashSet::len) >= d.limit as usize
+            });
             let Some(entry) = self.flow_runs.get_mut(&want.id) else {
                 continue;
             };
@@ -110,6 +127,18 @@ impl Inner {
                 continue;
             }
             let before = QueueSlot::of(&entry.run);
+            if let Some(full) = full {
+                // The deployment is full: the run waits (or is cancelled) instead, holding
+                // nothing.
+                let Some(state) = full.when_full.clone() else {
+                    continue;
+                };
+                entry.set_state(Some(want.expected), state);
+                let after = entry.run.clone();
+                self.reindex(before, QueueSlot::of(&after));
+                claimed.push(after);
+                continue;
+            }
             entry.set_state(Some(want.expected), want.state.clone());
             entry.run.lease = Some(claim.lease.clone());
             let after = entry.run.clone();

@@ -138,6 +138,9 @@ fn flow_run_rows(filter: &FlowRunFilter) -> Where {
     if let Some(id) = filter.deployment_id {
         w.and("deployment_id = ?", [text(id)]);
     }
+    for id in &filter.exclude_deployments {
+        w.and("deployment_id IS NOT ?", [text(id)]);
+    }
     if let Some(queue) = &filter.work_queue_name {
         w.and("work_queue = ?", [text(queue)]);
     }

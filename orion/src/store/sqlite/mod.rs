@@ -12,6 +12,7 @@
 
 mod file;
 mod filters;
+mod ledger;
 mod live;
 mod queries;
 mod queues;

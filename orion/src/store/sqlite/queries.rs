@@ -390,6 +390,63 @@ impl Store for SqliteStore {
             )? > 0)
         })
     }
+
+    fn upsert_concurrency_limit(
+        &self,
+        limit: crate::store::ConcurrencyLimit,
+    ) -> StoreFuture<'_, crate::store::ConcurrencyLimit> {
+        self.write(move |tx| super::ledger::upsert(tx, limit))
+    }
+
+    fn read_concurrency_limit<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> StoreFuture<'a, Option<crate::store::ConcurrencyLimit>> {
+        self.with(move |conn| super::ledger::read(conn, name))
+    }
+
+    fn read_concurrency_limits(&self) -> StoreFuture<'_, Vec<crate::store::ConcurrencyLimit>> {
+        self.with(move |conn| super::ledger::read_all(conn))
+    }
+
+    fn delete_concurrency_limit<'a>(&'a self, name: &'a str) -> StoreFuture<'a, bool> {
+        let name = name.to_owned();
+        self.write(move |tx| super::ledger::delete(tx, &name))
+    }
+
+    fn read_slots<'a>(&'a self, limit: &'a str) -> StoreFuture<'a, Vec<crate::store::Slot>> {
+        self.with(move |conn| super::ledger::rows(conn, limit))
+    }
+
+    fn acquire_slots(
+        &self,
+        request: crate::store::SlotRequest,
+    ) -> StoreFuture<'_, crate::store::Acquired> {
+        self.write(move |tx| super::ledger::acquire(tx, &request))
+    }
+
+    fn release_slots(&self, holder: Uuid) -> StoreFuture<'_, Vec<String>> {
+        self.write(move |tx| super::ledger::release(tx, holder))
+    }
+
+    fn renew_slots(
+        &self,
+        owner: Uuid,
+        holders: Vec<Uuid>,
+        expires: jiff::Timestamp,
+        now: jiff::Timestamp,
+    ) -> StoreFuture<'_, Vec<Uuid>> {
+        self.write(move |tx| super::ledger::renew(tx, owner, &holders, expires, now))
+    }
+
+    fn reset_slots<'a>(&'a self, limit: &'a str) -> StoreFuture<'a, usize> {
+        let limit = limit.to_owned();
+        self.write(move |tx| super::ledger::reset(tx, &limit))
+    }
+
+    fn reap_slots(&self, now: jiff::Timestamp) -> StoreFuture<'_, Vec<String>> {
+        self.write(move |tx| super::ledger::reap(tx, now))
+    }
 }
 
 /// Inserts a flow run's row with its tags (or, for a taken idempotency key, leaves `run` as

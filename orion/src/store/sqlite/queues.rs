@@ -1,6 +1,8 @@
 //! Work queues, claims and leases in the file: each operation runs on the writer, inside its
 //! transaction, so a claim's checks and writes are one atomic step for every process.
 
+use std::collections::HashMap;
+
 use rusqlite::{Connection, params};
 use uuid::Uuid;
 
@@ -33,6 +35,8 @@ pub(super) fn claim(tx: &Connection, claim: &Claim) -> Result<Vec<FlowRun>, Stor
         None => 0,
     };
     let mut claimed = Vec::new();
+    // Runs of each limited deployment holding a slot, counted once per claim.
+    let mut by_deployment: HashMap<Uuid, usize> = HashMap::new();
     for want in &claim.runs {
         if limit.is_some_and(|l| held >= l) {
             break;
@@ -42,6 +46,30 @@ pub(super) fn claim(tx: &Connection, claim: &Claim) -> Result<Vec<FlowRun>, Stor
         };
         if !claimable(&run, want, &claim.lease) {
             continue;
+        }
+        if let Some(d) = &want.deployment_limit {
+            let count = match by_deployment.get(&d.deployment_id) {
+                Some(n) => *n,
+                None => held_of_deployment(tx, d.deployment_id)?,
+            };
+            by_deployment.insert(d.deployment_id, count);
+            if count >= d.limit as usize {
+                // The deployment is full: the run waits (or is cancelled) instead.
+                if let Some(state) = d.when_full.clone() {
+                    let entered = enter_state(&mut run, state)?;
+                    if update_run(
+                        tx,
+                        &mut run,
+                        &want.id.to_string(),
+                        Some(want.expected),
+                        &entered.state,
+                    )? {
+                        claimed.push(run);
+                    }
+                }
+                continue;
+            }
+            by_deployment.insert(d.deployment_id, count + 1);
         }
         let entered = enter_state(&mut run, want.state.clone())?;
         run.lease = Some(claim.lease.clone());
@@ -59,6 +87,17 @@ pub(super) fn claim(tx: &Connection, claim: &Claim) -> Result<Vec<FlowRun>, Stor
         }
     }
     Ok(claimed)
+}
+
+/// How many runs of a deployment are Pending, Running or Cancelling.
+fn held_of_deployment(tx: &Connection, deployment: Uuid) -> Result<usize, StoreError> {
+    let count: i64 = tx
+        .prepare_cached(
+            "SELECT COUNT(*) FROM flow_runs WHERE deployment_id = ?1 AND state_type IN ('PENDING', 'RUNNING', 'CANCELLING')",
+        )
+        .and_then(|mut stmt| stmt.query_row([deployment.to_string()], |r| r.get(0)))
+        .map_err(super::backend)?;
+    Ok(usize::try_from(count).unwrap_or(0))
 }
 
 /// Extends `owner`'s leases; see [`crate::store::Store::renew_leases`].

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// The schema version this build writes.
-pub(crate) const VERSION: i64 = 4;
+pub(crate) const VERSION: i64 = 5;
 
 const V1: &str = "
 CREATE TABLE flows (
@@ -135,8 +135,33 @@ CREATE TABLE work_queues (
 );
 ";
 
+/// Version 5: the concurrency ledger (limits, and the slots held or awaited under them), and
+/// an index counting a deployment's runs by state (its concurrency limit).
+const V5: &str = "
+CREATE TABLE concurrency_limits (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE concurrency_slots (
+    id INTEGER PRIMARY KEY,
+    limit_name TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    waiting INTEGER NOT NULL,
+    decays INTEGER NOT NULL,
+    ticket INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX concurrency_slots_limit ON concurrency_slots(limit_name);
+CREATE INDEX concurrency_slots_holder ON concurrency_slots(holder);
+CREATE INDEX concurrency_slots_ticket ON concurrency_slots(ticket);
+CREATE INDEX concurrency_slots_expires ON concurrency_slots(expires);
+CREATE INDEX flow_runs_deployment_state ON flow_runs(deployment_id, state_type);
+";
+
 /// The steps from each version to the next: `STEPS[n]` takes version `n` to `n + 1`.
-const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4];
+const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4, V5];
 
 /// Brings the database to [`VERSION`]; refuses one written by a newer orion.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -188,7 +213,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// The columns this build reads and writes, per table.
-const COLUMNS: [(&str, &str); 7] = [
+const COLUMNS: [(&str, &str); 9] = [
     ("flows", "id, name, body"),
     (
         "flow_runs",
@@ -202,6 +227,11 @@ const COLUMNS: [(&str, &str); 7] = [
     ("logs", "id, flow_run_id, task_run_id, level, ts, body"),
     ("deployments", "id, flow_id, name, body"),
     ("work_queues", "name, body"),
+    ("concurrency_limits", "name, body"),
+    (
+        "concurrency_slots",
+        "id, limit_name, holder, owner, waiting, decays, ticket, expires, body",
+    ),
 ];
 
 /// Checks that the file has every table and column of [`VERSION`], so that a file whose

@@ -1,0 +1,551 @@
+//! Concurrency limits and their slots through the client: managing limits, taking slots
+//! (waiting in line when full), renewing their leases while held, releasing them, and
+//! waking the next waiter of this runtime at once.
+//!
+//! The ledger itself is in the store ([`crate::store::Store::acquire_slots`]): every slot
+//! is a row with a lease, so a slot of a process that died stops counting when its lease
+//! lapses. This file is the process side: one lease owner per runtime, one keeper task that
+//! renews the leases of every slot this runtime holds or waits for, and the in-process line
+//! of waiters that a release wakes.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::OrionClient;
+use crate::store::{Acquired, ConcurrencyLimit, Lease, Slot, SlotRequest, tag_limit_name};
+use crate::{Error, Result};
+
+/// The default lease of a slot: renewed every third of it while held.
+const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// How often a waiter at the head of the line looks again when nothing in this runtime woke
+/// it (a slot freed by another process, or a lease that lapsed).
+const POLL: Duration = Duration::from_millis(25);
+/// How long the waiter furthest back waits between looks.
+const MAX_POLL: Duration = Duration::from_secs(1);
+
+/// A limit with who holds its slots and who waits for one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ConcurrencyLimitStatus {
+    /// The limit.
+    pub limit: ConcurrencyLimit,
+    /// The slots held now (live leases), earliest taken first.
+    pub holders: Vec<Slot>,
+    /// The holders waiting for a slot, in line order.
+    pub waiters: Vec<Slot>,
+}
+
+impl ConcurrencyLimitStatus {
+    /// Slots held now.
+    pub fn active_slots(&self) -> u32 {
+        self.holders.iter().map(|s| s.occupy).sum()
+    }
+}
+
+/// The slot bookkeeping of one runtime, shared by its clients.
+#[derive(Debug)]
+pub(crate) struct SlotSignals {
+    /// The lease owner of every slot this runtime takes.
+    owner: Uuid,
+    /// The lease length, in milliseconds.
+    lease_ms: AtomicU64,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    /// Holders with rows in the ledger (held or waiting): the keeper renews them.
+    tracked: HashSet<Uuid>,
+    /// Whether a keeper task is running.
+    keeper: bool,
+    /// This runtime's waiters, in the order they started waiting.
+    waiters: Vec<Waiter>,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    holder: Uuid,
+    limits: Vec<String>,
+    wake: Arc<Notify>,
+}
+
+impl Default for SlotSignals {
+    fn default() -> Self {
+        let lease = std::env::var("ORION_SLOT_LEASE_SECONDS")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .filter(|d| *d >= Duration::from_millis(30))
+            .unwrap_or(DEFAULT_LEASE);
+        SlotSignals {
+            owner: crate::ids::new_id(),
+            lease_ms: AtomicU64::new(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX)),
+            state: Mutex::default(),
+        }
+    }
+}
+
+impl SlotSignals {
+    fn state(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms.load(Ordering::Relaxed))
+    }
+    /// Wakes the first waiter of this runtime in line for each of `limits`.
+    fn wake_first(&self, limits: &[String]) {
+        let state = self.state();
+        for limit in limits {
+            if let Some(w) = state.waiters.iter().find(|w| w.limits.contains(limit)) {
+                w.wake.notify_one();
+            }
+        }
+    }
+    /// Wakes every waiter of this runtime in line for `limit` (its size changed, it was
+    /// reset or deleted).
+    fn wake_all(&self, limit: &str) {
+        for w in self
+            .state()
+            .waiters
+            .iter()
+            .filter(|w| w.limits.iter().any(|l| l == limit))
+        {
+            w.wake.notify_one();
+        }
+    }
+}
+
+/// What a holder asks for: one slot (or `occupy`) of each limit named, all or none.
+#[derive(Debug, Clone)]
+pub(crate) struct SlotAsk {
+    pub(crate) limits: Vec<String>,
+    pub(crate) holder: Uuid,
+    pub(crate) holder_name: String,
+    pub(crate) occupy: u32,
+    /// Create the (single) limit with this size and rate when missing.
+    pub(crate) create: Option<(u32, Option<Duration>)>,
+}
+
+/// Slots taken by one holder; released by [`SlotHold::release`], or on drop (in the
+/// background, when a tokio runtime is there to do it; else their leases lapse).
+#[derive(Debug)]
+pub(crate) struct SlotHold {
+    client: OrionClient,
+    holder: Uuid,
+    active: bool,
+}
+
+impl SlotHold {
+    /// Releases the slots now; the next waiter of this runtime is woken at once.
+    pub(crate) async fn release(mut self) -> Result<()> {
+        self.active = false;
+        self.client.release_slots(self.holder).await
+    }
+}
+
+impl SlotHold {
+    /// Lets the slots lapse by themselves (rate-limit slots): nothing to release or renew.
+    pub(crate) fn forget(&mut self) {
+        self.active = false;
+        self.client.untrack(self.holder);
+    }
+}
+
+impl Drop for SlotHold {
+    fn drop(&mut self) {
+        if !self.active {
+            return;
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let client = self.client.clone();
+            let holder = self.holder;
+            handle.spawn(async move {
+                let _ = client.release_slots(holder).await;
+            });
+        }
+    }
+}
+
+/// A place in this runtime's line, left when dropped.
+#[derive(Debug)]
+pub(crate) struct SlotWaiter {
+    client: OrionClient,
+    holder: Uuid,
+    wake: Arc<Notify>,
+}
+
+impl Drop for SlotWaiter {
+    fn drop(&mut self) {
+        let slots = &self.client.signals.slots;
+        let mut state = slots.state();
+        state.waiters.retain(|w| w.holder != self.holder);
+    }
+}
+
+impl SlotWaiter {
+    /// Waits until this runtime frees a slot of a limit it waits for, or it is time to look
+    /// again by itself: sooner at the head of the line, at a rate-limit slot's decay.
+    pub(crate) async fn turn(&self, full: &Acquired) {
+        let mut wait = POLL;
+        if let Acquired::Full {
+            size,
+            ahead,
+            frees_in,
+            ..
+        } = full
+        {
+            let behind = u32::try_from(*ahead).unwrap_or(u32::MAX) / (*size).max(1);
+            wait = POLL.saturating_mul(behind.saturating_add(1)).min(MAX_POLL);
+            if let Some(frees_in) = frees_in {
+                wait = wait.min(*frees_in + Duration::from_millis(1));
+            }
+        }
+        tokio::select! {
+            () = self.wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+impl OrionClient {
+    /// Limits the task runs carrying `tag` to `limit` at once, across every process using
+    /// this store (Prefect's `concurrency-limit create TAG N`); creates the limit or changes
+    /// its size. A task run with a limited tag takes a slot of it before it runs, and waits
+    /// in state `AwaitingConcurrencySlot` — holding nothing — while none is free. A limit of
+    /// 0 makes such task runs fail at once, saying why, rather than wait for ever.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> orion::Result<()> {
+    /// let orion = orion::Orion::memory();
+    /// orion.client().set_concurrency_limit("database", 2).await?;
+    /// let status = orion.client().read_concurrency_limit("tag:database").await?;
+    /// assert_eq!((status.limit.limit, status.active_slots()), (2, 0));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Setting`] for an empty tag; store failures.
+    pub async fn set_concurrency_limit(&self, tag: &str, limit: u32) -> Result<ConcurrencyLimit> {
+        if tag.trim().is_empty() {
+            return Err(Error::Setting {
+                name: "concurrency limit tag",
+                value: tag.to_owned(),
+                reason: "must not be empty".into(),
+            });
+        }
+        let limit = ConcurrencyLimit::new(tag_limit_name(tag), limit, self.now());
+        self.upsert_concurrency_limit(limit).await
+    }
+
+    /// Creates a concurrency limit, or changes the one of that name (its size, its rate);
+    /// waiters of this runtime look again at once. Name it `tag:TAG` to limit a task tag;
+    /// any other name is a named limit, for [`crate::concurrency`] and [`crate::rate_limit`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Setting`] for an empty name or a zero rate period; store failures.
+    pub async fn upsert_concurrency_limit(
+        &self,
+        mut limit: ConcurrencyLimit,
+    ) -> Result<ConcurrencyLimit> {
+        check_limit_name(&limit.name)?;
+        if limit.per.is_some_and(|p| p.is_zero()) {
+            return Err(Error::Setting {
+                name: "concurrency limit period",
+                value: "0s".into(),
+                reason: "a rate limit's period must be longer than zero".into(),
+            });
+        }
+        limit.updated = self.now();
+        let stored = self.store.upsert_concurrency_limit(limit).await?;
+        self.signals.slots.wake_all(&stored.name);
+        Ok(stored)
+    }
+
+    /// A limit with its holders and waiters (live leases only: a slot of a process that
+    /// died is not shown once its lease lapsed).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`]; store failures.
+    pub async fn read_concurrency_limit(&self, name: &str) -> Result<ConcurrencyLimitStatus> {
+        let limit = self
+            .store
+            .read_concurrency_limit(name)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "concurrency limit",
+                name: name.to_owned(),
+            })?;
+        let now = self.now();
+        let (waiters, holders) = self
+            .store
+            .read_slots(name)
+            .await?
+            .into_iter()
+            .filter(|s| s.live(now))
+            .partition(|s| s.waiting);
+        Ok(ConcurrencyLimitStatus {
+            limit,
+            holders,
+            waiters,
+        })
+    }
+
+    /// Every concurrency limit, by name.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn read_concurrency_limits(&self) -> Result<Vec<ConcurrencyLimit>> {
+        Ok(self.store.read_concurrency_limits().await?)
+    }
+
+    /// Frees every slot of a limit and empties its line (Prefect's `concurrency-limit
+    /// reset`): for slots a bug or an operator knows to be stale. Their holders go on
+    /// running; waiters ask again. Returns how many ledger rows were dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`]; store failures.
+    pub async fn reset_concurrency_limit(&self, name: &str) -> Result<usize> {
+        self.read_concurrency_limit(name).await?;
+        let dropped = self.store.reset_slots(name).await?;
+        self.signals.slots.wake_all(name);
+        Ok(dropped)
+    }
+
+    /// Deletes a limit with its slots: what it limited is no longer limited. Returns
+    /// whether it existed.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn delete_concurrency_limit(&self, name: &str) -> Result<bool> {
+        let existed = self.store.delete_concurrency_limit(name).await?;
+        self.signals.slots.wake_all(name);
+        Ok(existed)
+    }
+
+    /// How long the slots this runtime takes are leased for (default 30 s, or
+    /// `ORION_SLOT_LEASE_SECONDS`): renewed every third of it while held, so a slot of a
+    /// process that died is free again at most this long after it stopped.
+    pub fn set_slot_lease(&self, lease: Duration) {
+        let ms =
+            u64::try_from(lease.max(Duration::from_millis(30)).as_millis()).unwrap_or(u64::MAX);
+        self.signals.slots.lease_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Deletes the ledger rows whose leases lapsed (their processes died) and wakes the
+    /// waiters of this runtime in line for those limits; returns the limits that had any.
+    /// The reaper does this on every pass; lapsed rows count for nothing even before.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn reap_slots(&self) -> Result<Vec<String>> {
+        let freed = self.store.reap_slots(self.now()).await?;
+        self.signals.slots.wake_first(&freed);
+        Ok(freed)
+    }
+
+    /// Asks the ledger once for `ask`. Names without a stored limit are not limited (and
+    /// cost only a read when none of them is). A holder that is granted or waits is kept
+    /// renewed until it releases.
+    pub(crate) async fn try_take_slots(&self, ask: &SlotAsk, wait: bool) -> Result<Acquired> {
+        if ask.create.is_none() {
+            let mut any = false;
+            for name in &ask.limits {
+                if self.store.read_concurrency_limit(name).await?.is_some() {
+                    any = true;
+                    break;
+                }
+            }
+            if !any {
+                return Ok(Acquired::Granted { slots: Vec::new() });
+            }
+        }
+        let slots = &self.signals.slots;
+        let lease = Lease::new(
+            slots.owner,
+            format!("process {}", std::process::id()),
+            self.now(),
+            slots.lease(),
+        );
+        let mut request = SlotRequest::new(ask.limits.clone(), ask.holder, &ask.holder_name, lease)
+            .occupy(ask.occupy)
+            .wait(wait);
+        if let Some((size, per)) = ask.create {
+            request = request.create(size, per);
+        }
+        // Tracked before the write, so the keeper never misses a row just written.
+        self.track(ask.holder);
+        let acquired = self.store.acquire_slots(request).await;
+        let keep = match &acquired {
+            Ok(Acquired::Granted { slots }) => slots.iter().any(|s| !s.decays),
+            Ok(Acquired::Full { .. }) => wait,
+            _ => false,
+        };
+        if !keep {
+            self.untrack(ask.holder);
+        }
+        Ok(acquired?)
+    }
+
+    /// Takes the slots `ask` names, waiting in line while a limit is full. Returns None when
+    /// nothing limits the ask.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConcurrencyLimit`] when a limit can never grant the ask; store failures.
+    pub(crate) async fn take_slots(&self, ask: &SlotAsk) -> Result<Option<SlotHold>> {
+        let waiter = self.line_up(ask);
+        loop {
+            let acquired = match self.try_take_slots(ask, true).await {
+                Ok(a) => a,
+                Err(e) => {
+                    self.release_slots(ask.holder).await.ok();
+                    return Err(e);
+                }
+            };
+            match acquired {
+                Acquired::Granted { slots } => {
+                    drop(waiter);
+                    if slots.is_empty() {
+                        return Ok(None);
+                    }
+                    return Ok(Some(self.hold(ask.holder)));
+                }
+                Acquired::Refused { limit, size } => {
+                    drop(waiter);
+                    self.release_slots(ask.holder).await.ok();
+                    return Err(Error::ConcurrencyLimit {
+                        limit,
+                        size,
+                        asked: ask.occupy,
+                        hint: "raise the limit (or delete it) rather than wait for ever",
+                    });
+                }
+                full => waiter.turn(&full).await,
+            }
+        }
+    }
+
+    /// A place in this runtime's line for `ask`.
+    pub(crate) fn line_up(&self, ask: &SlotAsk) -> SlotWaiter {
+        let wake = Arc::new(Notify::new());
+        self.signals.slots.state().waiters.push(Waiter {
+            holder: ask.holder,
+            limits: ask.limits.clone(),
+            wake: Arc::clone(&wake),
+        });
+        SlotWaiter {
+            client: self.clone(),
+            holder: ask.holder,
+            wake,
+        }
+    }
+
+    /// The handle on slots granted to `holder`.
+    pub(crate) fn hold(&self, holder: Uuid) -> SlotHold {
+        SlotHold {
+            client: self.clone(),
+            holder,
+            active: true,
+        }
+    }
+
+    /// Releases every slot and place in line of `holder`; wakes the next waiter of this
+    /// runtime for each limit freed.
+    pub(crate) async fn release_slots(&self, holder: Uuid) -> Result<()> {
+        self.untrack(holder);
+        let freed = self.store.release_slots(holder).await?;
+        self.signals.slots.wake_first(&freed);
+        Ok(())
+    }
+
+    fn track(&self, holder: Uuid) {
+        let slots = &self.signals.slots;
+        let start = {
+            let mut state = slots.state();
+            state.tracked.insert(holder);
+            !std::mem::replace(&mut state.keeper, true)
+        };
+        if start {
+            self.spawn_keeper();
+        }
+    }
+
+    fn untrack(&self, holder: Uuid) {
+        self.signals.slots.state().tracked.remove(&holder);
+    }
+
+    /// Renews the leases of every slot this runtime holds or waits for, every third of the
+    /// lease, until it holds none. It keeps the store only weakly: a dropped runtime's
+    /// keeper ends.
+    fn spawn_keeper(&self) {
+        let store = Arc::downgrade(&self.store);
+        let signals = Arc::clone(&self.signals);
+        let clock = self.clock;
+        let spawned = tokio::runtime::Handle::try_current().map(|h| {
+            h.spawn(async move {
+                loop {
+                    let lease = signals.slots.lease();
+                    tokio::time::sleep(lease / 3).await;
+                    let holders: Vec<Uuid> = {
+                        let mut state = signals.slots.state();
+                        if state.tracked.is_empty() {
+                            state.keeper = false;
+                            return;
+                        }
+                        state.tracked.iter().copied().collect()
+                    };
+                    let Some(store) = store.upgrade() else {
+                        signals.slots.state().keeper = false;
+                        return;
+                    };
+                    let now = clock.now();
+                    let until = Lease::new(signals.slots.owner, "", now, lease).expires;
+                    match store
+                        .renew_slots(signals.slots.owner, holders, until, now)
+                        .await
+                    {
+                        Ok(lost) => {
+                            let mut state = signals.slots.state();
+                            for holder in lost {
+                                state.tracked.remove(&holder);
+                            }
+                        }
+                        Err(e) => crate::services::log(
+                            crate::store::LogLevel::Error,
+                            "orion.concurrency",
+                            &format!("could not renew concurrency slot leases: {e}"),
+                        ),
+                    }
+                }
+            })
+        });
+        if spawned.is_err() {
+            self.signals.slots.state().keeper = false;
+        }
+    }
+}
+
+fn check_limit_name(name: &str) -> Result<()> {
+    let bare = name.strip_prefix("tag:").unwrap_or(name);
+    if bare.trim().is_empty() {
+        return Err(Error::Setting {
+            name: "concurrency limit name",
+            value: name.to_owned(),
+            reason: "must not be empty".into(),
+        });
+    }
+    Ok(())
+}

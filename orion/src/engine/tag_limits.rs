@@ -1,0 +1,89 @@
+//! Task-tag concurrency limits in the engine: before each attempt, a task run takes a slot
+//! of the limit of each of its tags, all or none; while one is full it waits in state
+//! `AwaitingConcurrencySlot`, holding nothing, and a release in this runtime wakes the first
+//! in line at once. The slots are released when the attempt ends, however it ends.
+
+use std::time::Duration;
+
+use super::context::TaskRunContext;
+use super::task_run::{propose_end, propose_until_set};
+use crate::OrionClient;
+use crate::client::{RunRef, SlotAsk, SlotHold};
+use crate::orchestration::RetryPolicy;
+use crate::state::State;
+use crate::store::{Acquired, LogLevel, tag_limit_name};
+
+/// Takes the slots of `tags` for the attempt about to start. `Err` is the state the run
+/// ended in instead (a limit of 0, a store failure), already recorded.
+pub(crate) async fn take(
+    client: &OrionClient,
+    tags: &[String],
+    info: &TaskRunContext,
+    current: &mut State,
+    retry: &RetryPolicy,
+    log: &(dyn Fn(LogLevel, String) + Send + Sync),
+) -> Result<Option<SlotHold>, State> {
+    if tags.is_empty() {
+        return Ok(None);
+    }
+    // A retry waits out its delay first: no slot is held while nothing runs.
+    if let Some(at) = current
+        .details()
+        .scheduled_time
+        .filter(|_| current.is_scheduled())
+    {
+        if let Ok(wait) = Duration::try_from(client.now().duration_until(at)) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    let ask = SlotAsk {
+        limits: tags.iter().map(|t| tag_limit_name(t)).collect(),
+        holder: info.id,
+        holder_name: format!("task run '{}'", info.name),
+        occupy: 1,
+        create: None,
+    };
+    let waiter = client.line_up(&ask);
+    let mut waiting = false;
+    let ended = loop {
+        let full = match client.try_take_slots(&ask, true).await {
+            Ok(Acquired::Granted { slots }) if slots.is_empty() => return Ok(None),
+            Ok(Acquired::Granted { .. }) => return Ok(Some(client.hold(info.id))),
+            Ok(Acquired::Refused { limit, size }) => {
+                break State::failed(format!(
+                    "Concurrency limit for the '{}' tag is {size}: the task run can never start. Raise the limit or delete it.",
+                    limit.strip_prefix("tag:").unwrap_or(&limit)
+                ));
+            }
+            Ok(full) => full,
+            Err(e) => break State::crashed(format!("could not take a concurrency slot: {e}")),
+        };
+        if let (false, Acquired::Full { limit, size, .. }) = (waiting, &full) {
+            waiting = true;
+            let tag = limit.strip_prefix("tag:").unwrap_or(limit);
+            let message = format!(
+                "Concurrency limit for the '{tag}' tag ({size}) reached: waiting for a slot."
+            );
+            log(LogLevel::Info, message.clone());
+            let proposed = State::awaiting_concurrency_slot().with_message(message);
+            let run = RunRef::task(info.id, Some(current), info.run_count, retry);
+            match propose_until_set(client, run, proposed).await {
+                Ok(state) => *current = state,
+                Err(e) => break State::crashed(format!("could not wait for a slot: {e}")),
+            }
+            if !current.is_scheduled() {
+                // Moved by someone else meanwhile: no attempt.
+                drop(waiter);
+                client.release_slots(info.id).await.ok();
+                return Err(current.clone());
+            }
+        }
+        waiter.turn(&full).await;
+    };
+    drop(waiter);
+    client.release_slots(info.id).await.ok();
+    let run = RunRef::task(info.id, Some(current), info.run_count, retry);
+    let ended = propose_end(client, run, ended, "task run").await;
+    *current = ended.clone();
+    Err(ended)
+}
