@@ -265,6 +265,12 @@ async fn sqlite_and_memory_answer_every_filter_alike() {
             .deployment_id(deployment)
             .auto_scheduled(true),
         FlowRunFilter::new().auto_scheduled(false),
+        FlowRunFilter::new().exclude_deployments([deployment]),
+        FlowRunFilter::new()
+            .work_queue_name("default")
+            .state_types([StateType::Scheduled])
+            .exclude_deployments([deployment, orion::Uuid::from_u128(7)])
+            .sort(Sort::ExpectedStartAsc),
         FlowRunFilter::new().work_queue_name("gpu"),
         FlowRunFilter::new().created_between(Some(at(10)), Some(at(20))),
         FlowRunFilter::new().created_between(Some(runs[10].created), None),

@@ -10,6 +10,10 @@ use super::{
 use crate::ids::new_id;
 use crate::state::{State, StateType};
 
+mod limits;
+
+pub use limits::{claims_keep_deployment_limits, the_ledger_grants_in_line_and_lapses};
+
 /// Runs every check against stores made by `make`, one fresh store per check.
 pub async fn run_all<S: Store, F: Fn() -> S>(make: F) {
     flows_are_unique_by_name(&make()).await;
@@ -23,6 +27,8 @@ pub async fn run_all<S: Store, F: Fn() -> S>(make: F) {
     taken_ids_are_refused(&make()).await;
     deletes_take_task_runs_states_and_logs_along(&make()).await;
     deployments_are_upserted_all_or_none(&make()).await;
+    the_ledger_grants_in_line_and_lapses(&make()).await;
+    claims_keep_deployment_limits(&make()).await;
 }
 
 /// Creating a flow twice returns the first record.
@@ -486,7 +492,7 @@ pub async fn deletes_take_task_runs_states_and_logs_along(store: &dyn Store) {
     );
 }
 
-fn deployment(flow: &Flow, name: &str) -> Deployment {
+pub(crate) fn deployment(flow: &Flow, name: &str) -> Deployment {
     let now = jiff::Timestamp::now();
     Deployment {
         id: crate::ids::new_id(),
