@@ -172,23 +172,41 @@ impl Drop for SlotHold {
     }
 }
 
-/// A place in this runtime's line, left when dropped.
+/// A place in this runtime's line, left when dropped. A waiter dropped before it was
+/// granted (its future was cancelled, a timeout around it fired) also gives up its place in
+/// the store's line, so an abandoned wait never holds up the waiters behind it.
 #[derive(Debug)]
 pub(crate) struct SlotWaiter {
     client: OrionClient,
     holder: Uuid,
     wake: Arc<Notify>,
+    settled: bool,
 }
 
 impl Drop for SlotWaiter {
     fn drop(&mut self) {
         let slots = &self.client.signals.slots;
-        let mut state = slots.state();
-        state.waiters.retain(|w| w.holder != self.holder);
+        slots.state().waiters.retain(|w| w.holder != self.holder);
+        if self.settled {
+            return;
+        }
+        self.client.untrack(self.holder);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let client = self.client.clone();
+            let holder = self.holder;
+            handle.spawn(async move {
+                let _ = client.release_slots(holder).await;
+            });
+        }
     }
 }
 
 impl SlotWaiter {
+    /// Leaves this runtime's line, the wait being over (granted, or its rows released).
+    pub(crate) fn settle(mut self) {
+        self.settled = true;
+    }
+
     /// Waits until this runtime frees a slot of a limit it waits for, or it is time to look
     /// again by itself: sooner at the head of the line, at a rate-limit slot's decay.
     pub(crate) async fn turn(&self, full: &Acquired) {
@@ -411,20 +429,21 @@ impl OrionClient {
             let acquired = match self.try_take_slots(ask, true).await {
                 Ok(a) => a,
                 Err(e) => {
+                    waiter.settle();
                     self.release_slots(ask.holder).await.ok();
                     return Err(e);
                 }
             };
             match acquired {
                 Acquired::Granted { slots } => {
-                    drop(waiter);
+                    waiter.settle();
                     if slots.is_empty() {
                         return Ok(None);
                     }
                     return Ok(Some(self.hold(ask.holder)));
                 }
                 Acquired::Refused { limit, size } => {
-                    drop(waiter);
+                    waiter.settle();
                     self.release_slots(ask.holder).await.ok();
                     return Err(Error::ConcurrencyLimit {
                         limit,
@@ -450,6 +469,7 @@ impl OrionClient {
             client: self.clone(),
             holder: ask.holder,
             wake,
+            settled: false,
         }
     }
 

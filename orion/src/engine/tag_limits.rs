@@ -47,8 +47,10 @@ pub(crate) async fn take(
     let mut waiting = false;
     let ended = loop {
         let full = match client.try_take_slots(&ask, true).await {
-            Ok(Acquired::Granted { slots }) if slots.is_empty() => return Ok(None),
-            Ok(Acquired::Granted { .. }) => return Ok(Some(client.hold(info.id))),
+            Ok(Acquired::Granted { slots }) => {
+                waiter.settle();
+                return Ok((!slots.is_empty()).then(|| client.hold(info.id)));
+            }
             Ok(Acquired::Refused { limit, size }) => {
                 break State::failed(format!(
                     "Concurrency limit for the '{}' tag is {size}: the task run can never start. Raise the limit or delete it.",
@@ -73,14 +75,14 @@ pub(crate) async fn take(
             }
             if !current.is_scheduled() {
                 // Moved by someone else meanwhile: no attempt.
-                drop(waiter);
+                waiter.settle();
                 client.release_slots(info.id).await.ok();
                 return Err(current.clone());
             }
         }
         waiter.turn(&full).await;
     };
-    drop(waiter);
+    waiter.settle();
     client.release_slots(info.id).await.ok();
     let run = RunRef::task(info.id, Some(current), info.run_count, retry);
     let ended = propose_end(client, run, ended, "task run").await;
