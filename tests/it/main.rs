@@ -10,6 +10,7 @@ mod client;
 mod concurrency;
 mod deployments;
 mod flows;
+mod ledger_property;
 mod limits;
 mod logging;
 mod registry;

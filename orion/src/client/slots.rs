@@ -539,8 +539,19 @@ impl OrionClient {
                     {
                         Ok(lost) => {
                             let mut state = signals.slots.state();
-                            for holder in lost {
-                                state.tracked.remove(&holder);
+                            for holder in &lost {
+                                state.tracked.remove(holder);
+                            }
+                            drop(state);
+                            if !lost.is_empty() {
+                                crate::services::log(
+                                    crate::store::LogLevel::Warning,
+                                    "orion.concurrency",
+                                    &format!(
+                                        "{} concurrency slot holder(s) lost their slots (reset, deleted, or leases lapsed while this process was not heard from); they go on without them",
+                                        lost.len()
+                                    ),
+                                );
                             }
                         }
                         Err(e) => crate::services::log(

@@ -326,8 +326,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the rows of `holder`, held or waiting (rate-limit slots excepted: they lapse);
     /// returns the limits it had rows in.
     fn release_slots(&self, holder: Uuid) -> StoreFuture<'_, Vec<String>>;
-    /// Extends to `expires` the rows `owner` has for each of `holders` (renewed at `now`);
-    /// returns the holders that have no row left (reset, deleted, or lapsed and reaped).
+    /// Extends to `expires` the live rows `owner` has for each of `holders` (renewed at
+    /// `now`); returns the holders that have none left (reset, deleted, or lapsed: a lapsed
+    /// row is never revived, since its slot may have been granted to another meanwhile).
     fn renew_slots(
         &self,
         owner: Uuid,

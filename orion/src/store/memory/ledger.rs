@@ -125,7 +125,12 @@ impl Ledger {
             let mut found = false;
             for name in self.by_holder.get(holder).into_iter().flatten() {
                 for row in self.rows.get_mut(name).into_iter().flatten() {
-                    if row.holder == *holder && row.lease.owner == owner && !row.decays {
+                    // A lapsed row is not revived: its slot may have gone to another.
+                    if row.holder == *holder
+                        && row.lease.owner == owner
+                        && !row.decays
+                        && row.live(now)
+                    {
                         row.lease.expires = expires;
                         row.lease.renewed = now;
                         found = true;

@@ -155,11 +155,15 @@ pub(super) fn renew(
     for holder in holders {
         let mine: Vec<(i64, String)> = {
             let mut stmt = tx
-                .prepare_cached("SELECT id, body FROM concurrency_slots WHERE holder = ?1 AND owner = ?2 AND decays = 0")
+                .prepare_cached(
+                    "SELECT id, body FROM concurrency_slots WHERE holder = ?1 AND owner = ?2 AND decays = 0 AND expires > ?3",
+                )
                 .map_err(super::backend)?;
-            stmt.query_map([holder.to_string(), owner.to_string()], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            // A lapsed row is not revived: its slot may have gone to another.
+            stmt.query_map(
+                params![holder.to_string(), owner.to_string(), nanos(now)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(super::backend)?
             .collect::<Result<_, _>>()
             .map_err(super::backend)?

@@ -173,6 +173,11 @@ pub async fn the_ledger_grants_in_line_and_lapses(store: &dyn Store) {
     ));
     let late = store.acquire_slots(ask(&["tag:db"], 4, 40)).await.unwrap();
     assert!(granted(&late), "a lapsed slot counts for nothing: {late:?}");
+    let revived = store
+        .renew_slots(Uuid::from_u128(1), vec![holder(2)], at(200), at(41))
+        .await
+        .unwrap();
+    assert_eq!(revived, [holder(2)], "a lapsed row is lost, never revived");
     let reaped = store.reap_slots(at(50)).await.unwrap();
     assert!(reaped.contains(&"tag:db".to_owned()), "{reaped:?}");
     assert!(
