@@ -535,6 +535,75 @@ fn work_queues_are_managed_from_the_command_line() {
 }
 
 #[test]
+fn concurrency_limits_are_managed_from_the_command_line() {
+    let db = Db::new("cli-limits");
+    let out = db.ok(&["concurrency-limit", "create", "database", "2"]);
+    assert_eq!(out.trim(), "Concurrency limit 'tag:database' is now 2");
+    db.ok(&["concurrency-limit", "create", "warehouse", "1", "--named"]);
+    db.ok(&["concurrency-limit", "create", "api", "5", "--per", "60"]);
+    let list = db.json(&["concurrency-limit", "ls"]);
+    assert_eq!(names(&list, "name"), ["api", "tag:database", "warehouse"]);
+    assert_eq!(names(&list, "kind"), ["rate", "tag", "named"]);
+    assert_eq!(list[0]["slot_decay_seconds"], 60.0);
+    assert_eq!(list[1]["tag"], "database");
+    assert_eq!(list[1]["concurrency_limit"], 2);
+
+    // This process holds the named limit's slot in the same file: the CLI shows the holder.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!("sqlite://{}", db.0.display());
+    let orion = rt.block_on(orion::Orion::open(&url)).unwrap();
+    let slot = rt.block_on(orion.concurrency("warehouse", 1)).unwrap();
+    let inspected = db.json(&["concurrency-limit", "inspect", "warehouse"]);
+    let holders = inspected["active_slots"].as_array().unwrap();
+    assert_eq!(holders.len(), 1, "{inspected}");
+    assert_eq!(
+        holders[0]["process"],
+        format!("process {}", std::process::id())
+    );
+    let table = db.ok(&["concurrency-limit", "inspect", "warehouse"]);
+    assert!(
+        table.contains("active    1") && table.contains("holding"),
+        "{table}"
+    );
+    let table = db.ok(&["concurrency-limit", "ls"]);
+    let row = table.lines().find(|l| l.starts_with("warehouse")).unwrap();
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>(),
+        ["warehouse", "named", "1", "1", "0"]
+    );
+
+    let out = db.ok(&["concurrency-limit", "reset", "warehouse"]);
+    assert!(out.contains("1 slot(s)"), "{out}");
+    assert_eq!(
+        db.json(&["concurrency-limit", "inspect", "warehouse"])["active_slots"],
+        serde_json::json!([])
+    );
+    rt.block_on(slot.release()).unwrap();
+
+    // A tag is found by its tag or its stored name; resizing keeps it.
+    db.ok(&["concurrency-limit", "create", "database", "3"]);
+    assert_eq!(
+        db.json(&["concurrency-limit", "inspect", "tag:database"])["concurrency_limit"],
+        3
+    );
+    db.ok(&["concurrency-limit", "delete", "database"]);
+    let err = db.fails(2, &["concurrency-limit", "inspect", "database"]);
+    assert!(
+        err.contains("no concurrency limit named \"database\""),
+        "{err}"
+    );
+    db.fails(2, &["concurrency-limit", "delete", "database"]);
+    db.fails(2, &["concurrency-limit", "create", "x", "-1"]);
+    let err = db.fails(2, &["concurrency-limit", "create", "x", "1", "--per", "0"]);
+    assert!(err.contains("--per 0"), "{err}");
+    let err = db.fails(2, &["concurrency-limit", "create", "", "1"]);
+    assert!(err.contains("must not be empty"), "{err}");
+}
+
+#[test]
 fn bad_arguments_exit_2_and_help_exits_0() {
     let db = Db::new("cli-usage");
     db.fails(2, &["no-such-command"]);

@@ -23,6 +23,7 @@
 //! $ my-app deployment run 'Addition Machine/my-first-deployment' --param 'nums=[5, 6]'
 //! $ my-app agent start --work-queue default
 //! $ my-app flow-run ls --state Completed --output json
+//! $ my-app concurrency-limit create database 2
 //! ```
 //!
 //! A program with a clap CLI of its own mounts the commands as one subcommand with
@@ -37,6 +38,7 @@ mod database;
 mod deployment;
 mod flow;
 mod flow_run;
+mod limit;
 mod output;
 mod params;
 mod schedule;
@@ -68,6 +70,9 @@ pub enum Command {
     /// Create and manage work queues.
     #[command(subcommand, name = "work-queue")]
     WorkQueue(work_queue::WorkQueueCommand),
+    /// Create and manage concurrency limits: task tags, named limits, rate limits.
+    #[command(subcommand, name = "concurrency-limit")]
+    ConcurrencyLimit(limit::LimitCommand),
     /// Run an agent that executes the runs of work queues.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
@@ -114,6 +119,7 @@ pub use database::{DatabaseArgs, DatabaseCommand};
 pub use deployment::{DeploymentCommand, ScheduleCommand as DeploymentScheduleCommand};
 pub use flow::FlowCommand;
 pub use flow_run::FlowRunCommand;
+pub use limit::LimitCommand;
 pub use schedule::ScheduleCommand;
 pub use work_queue::WorkQueueCommand;
 
@@ -330,6 +336,7 @@ impl Cli {
             Command::Deployment(cmd) => deployment::run(self, cmd, o).await,
             Command::FlowRun(cmd) => flow_run::run(cmd, o).await,
             Command::WorkQueue(cmd) => work_queue::run(cmd, o).await,
+            Command::ConcurrencyLimit(cmd) => limit::run(cmd, o).await,
             Command::Agent(cmd) => agent::run_agent(cmd, o).await,
             Command::Serve(args) => agent::serve(args, o).await,
         }
