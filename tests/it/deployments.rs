@@ -409,3 +409,52 @@ async fn bad_files_are_errors_with_locations_and_nothing_is_stored() {
         "{missing}"
     );
 }
+
+#[tokio::test]
+async fn a_deployment_concurrency_limit_is_read_from_yaml_in_both_of_prefects_forms() {
+    use orion::store::{Collision, DeploymentConcurrency};
+    let text = "
+- name: short
+  flow_name: etl
+  concurrency_limit: 2
+- name: long
+  flow_name: etl
+  concurrency_limit: {limit: 1, collision_strategy: CANCEL_NEW}
+";
+    let h = orion::testing::TestHarness::new();
+    let specs = DeploymentSpec::from_yaml(text).unwrap();
+    let applied = DeploymentSpec::apply_all(specs, h.client()).await.unwrap();
+    assert_eq!(
+        applied[0].concurrency,
+        Some(DeploymentConcurrency::new(2, Collision::Enqueue)),
+        "a bare number enqueues, as in Prefect"
+    );
+    assert_eq!(
+        applied[1].concurrency,
+        Some(DeploymentConcurrency::new(1, Collision::CancelNew))
+    );
+    // Written back out and read again, it is the same.
+    let exported = DeploymentSpec::of(&applied[1]).to_yaml().unwrap();
+    assert!(
+        exported.contains("collision_strategy: CANCEL_NEW"),
+        "{exported}"
+    );
+    let back = DeploymentSpec::from_yaml(&exported).unwrap().remove(0);
+    assert_eq!(back, DeploymentSpec::of(&applied[1]));
+
+    let zero = "name: z\nflow_name: etl\nconcurrency_limit: 0\n";
+    let err = DeploymentSpec::apply_all(DeploymentSpec::from_yaml(zero).unwrap(), h.client())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("concurrency_limit") && err.contains("at least 1"),
+        "{err}"
+    );
+    let bad = "name: b\nflow_name: etl\nconcurrency_limit: {limit: 1, collision_strategy: QUEUE}\n";
+    let err = DeploymentSpec::from_yaml(bad).unwrap_err().to_string();
+    assert!(err.contains("QUEUE") && err.contains("CANCEL_NEW"), "{err}");
+    let negative = "name: n\nflow_name: etl\nconcurrency_limit: -1\n";
+    let err = DeploymentSpec::from_yaml(negative).unwrap_err().to_string();
+    assert!(err.contains("concurrency_limit"), "{err}");
+}

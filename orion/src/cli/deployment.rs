@@ -423,6 +423,8 @@ pub(super) fn deployment_json(d: &Deployment) -> Value {
         "schedules": d.schedules.iter().map(schedule_json).collect::<Vec<_>>(),
         "work_queue_name": d.work_queue_name,
         "paused": d.paused,
+        "concurrency_limit": d.concurrency.map(|c| c.limit),
+        "concurrency_options": d.concurrency.map(|c| json!({"collision_strategy": c.collision})),
         "created": json_time(Some(d.created)),
         "updated": json_time(Some(d.updated)),
     })

@@ -43,11 +43,34 @@ struct SpecFile {
 }
 
 /// A deployment's `concurrency_limit` field.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize)]
 #[serde(untagged)]
 enum LimitField {
     Number(u32),
     Full(DeploymentConcurrency),
+}
+
+impl<'de> Deserialize<'de> for LimitField {
+    /// Either form, with an error that says what was wrong (an untagged enum would only say
+    /// that nothing matched).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(LimitField::Number)
+                .ok_or_else(|| {
+                    D::Error::custom(format!("concurrency_limit: {n} is not a count of runs"))
+                }),
+            v @ Value::Object(_) => serde_json::from_value(v)
+                .map(LimitField::Full)
+                .map_err(|e| D::Error::custom(format!("concurrency_limit: {e}"))),
+            other => Err(D::Error::custom(format!(
+                "concurrency_limit: expected a number or {{limit, collision_strategy}}, got {other}"
+            ))),
+        }
+    }
 }
 
 impl LimitField {
