@@ -55,6 +55,8 @@ pub(crate) struct SlotSignals {
     owner: Uuid,
     /// The lease length, in milliseconds.
     lease_ms: AtomicU64,
+    /// Counts the wake-ups given: a waiter whose ask raced a release asks again at once.
+    wakes: AtomicU64,
     state: Mutex<SlotState>,
 }
 
@@ -73,6 +75,11 @@ struct Waiter {
     holder: Uuid,
     limits: Vec<String>,
     wake: Arc<Notify>,
+    /// Its place in the store's line, once an answer told it.
+    ticket: Option<u64>,
+    /// Woken and not yet asking again: a second release wakes the next waiter instead (a
+    /// notification to this one would only be coalesced with the first, leaving a slot idle).
+    woken: bool,
 }
 
 impl Default for SlotSignals {
@@ -86,6 +93,7 @@ impl Default for SlotSignals {
         SlotSignals {
             owner: crate::ids::new_id(),
             lease_ms: AtomicU64::new(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX)),
+            wakes: AtomicU64::new(0),
             state: Mutex::default(),
         }
     }
@@ -98,11 +106,20 @@ impl SlotSignals {
     fn lease(&self) -> Duration {
         Duration::from_millis(self.lease_ms.load(Ordering::Relaxed))
     }
-    /// Wakes the first waiter of this runtime in line for each of `limits`.
+    /// Wakes, for each of `limits`, the waiter of this runtime first in the store's line
+    /// that is not woken already. (A waiter whose place is not known yet is still asking:
+    /// it sees the wake-up count move and asks again.)
     fn wake_first(&self, limits: &[String]) {
-        let state = self.state();
+        let mut state = self.state();
+        self.wakes.fetch_add(1, Ordering::SeqCst);
         for limit in limits {
-            if let Some(w) = state.waiters.iter().find(|w| w.limits.contains(limit)) {
+            let next = state
+                .waiters
+                .iter_mut()
+                .filter(|w| !w.woken && w.ticket.is_some() && w.limits.contains(limit))
+                .min_by_key(|w| w.ticket);
+            if let Some(w) = next {
+                w.woken = true;
                 w.wake.notify_one();
             }
         }
@@ -110,12 +127,14 @@ impl SlotSignals {
     /// Wakes every waiter of this runtime in line for `limit` (its size changed, it was
     /// reset or deleted).
     fn wake_all(&self, limit: &str) {
-        for w in self
-            .state()
+        let mut state = self.state();
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+        for w in state
             .waiters
-            .iter()
+            .iter_mut()
             .filter(|w| w.limits.iter().any(|l| l == limit))
         {
+            w.woken = true;
             w.wake.notify_one();
         }
     }
@@ -207,9 +226,35 @@ impl SlotWaiter {
         self.settled = true;
     }
 
+    /// Called before each ask: from here on a release may wake this waiter again. Returns
+    /// the wake-up count, for [`SlotWaiter::turn`].
+    pub(crate) fn asking(&self) -> u64 {
+        let slots = &self.client.signals.slots;
+        let mut state = slots.state();
+        if let Some(w) = state.waiters.iter_mut().find(|w| w.holder == self.holder) {
+            w.woken = false;
+        }
+        slots.wakes.load(Ordering::SeqCst)
+    }
+
     /// Waits until this runtime frees a slot of a limit it waits for, or it is time to look
-    /// again by itself: sooner at the head of the line, at a rate-limit slot's decay.
-    pub(crate) async fn turn(&self, full: &Acquired) {
+    /// again by itself: sooner at the head of the line, at a rate-limit slot's decay. Returns
+    /// at once when a wake-up was given since `asked` (what [`SlotWaiter::asking`] returned),
+    /// which this waiter's ask may have missed.
+    pub(crate) async fn turn(&self, full: &Acquired, asked: u64) {
+        let slots = &self.client.signals.slots;
+        {
+            let mut state = slots.state();
+            if let (Some(w), Acquired::Full { ticket, .. }) = (
+                state.waiters.iter_mut().find(|w| w.holder == self.holder),
+                full,
+            ) {
+                w.ticket = Some(*ticket);
+            }
+            if slots.wakes.load(Ordering::SeqCst) != asked {
+                return;
+            }
+        }
         let mut wait = POLL;
         if let Acquired::Full {
             size,
@@ -426,6 +471,7 @@ impl OrionClient {
     pub(crate) async fn take_slots(&self, ask: &SlotAsk) -> Result<Option<SlotHold>> {
         let waiter = self.line_up(ask);
         loop {
+            let asked = waiter.asking();
             let acquired = match self.try_take_slots(ask, true).await {
                 Ok(a) => a,
                 Err(e) => {
@@ -452,7 +498,7 @@ impl OrionClient {
                         hint: "raise the limit (or delete it) rather than wait for ever",
                     });
                 }
-                full => waiter.turn(&full).await,
+                full => waiter.turn(&full, asked).await,
             }
         }
     }
@@ -464,6 +510,8 @@ impl OrionClient {
             holder: ask.holder,
             limits: ask.limits.clone(),
             wake: Arc::clone(&wake),
+            ticket: None,
+            woken: false,
         });
         SlotWaiter {
             client: self.clone(),

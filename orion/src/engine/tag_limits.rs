@@ -46,6 +46,7 @@ pub(crate) async fn take(
     let waiter = client.line_up(&ask);
     let mut waiting = false;
     let ended = loop {
+        let asked = waiter.asking();
         let full = match client.try_take_slots(&ask, true).await {
             Ok(Acquired::Granted { slots }) => {
                 waiter.settle();
@@ -80,7 +81,7 @@ pub(crate) async fn take(
                 return Err(current.clone());
             }
         }
-        waiter.turn(&full).await;
+        waiter.turn(&full, asked).await;
     };
     waiter.settle();
     client.release_slots(info.id).await.ok();

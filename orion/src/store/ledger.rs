@@ -10,6 +10,7 @@
 //! The decision is this module's [`decide`], the same for every backend: a backend loads the
 //! rows of the limits asked for, calls it, and writes what it says, in one transaction.
 
+use std::borrow::Borrow;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -183,6 +184,8 @@ pub enum Acquired {
         ahead: usize,
         /// How long until its earliest held slot lapses by itself (a rate limit), if ever.
         frees_in: Option<Duration>,
+        /// The asker's place in line (its waiting rows carry it, when it waits).
+        ticket: u64,
     },
     /// A limit can never grant this: it has fewer slots than asked for (a limit of 0).
     Refused {
@@ -206,15 +209,15 @@ pub(crate) struct Changes {
 /// Decides a request against the stored limits among those asked for (`limits`) and the
 /// ledger rows of each (`rows`, every row of those limits, live or not), with the next unused
 /// ticket. The same code for every backend.
-pub(crate) fn decide(
+pub(crate) fn decide<R: Borrow<Slot>>(
     request: &SlotRequest,
     limits: &[ConcurrencyLimit],
-    rows: &[Slot],
+    rows: &[R],
     next_ticket: u64,
 ) -> (Acquired, Changes) {
     let now = request.now();
-    let mine: Vec<&Slot> = rows
-        .iter()
+    let rows = || rows.iter().map(Borrow::borrow);
+    let mine: Vec<&Slot> = rows()
         .filter(|r| r.holder == request.holder && r.live(now) && !r.decays)
         .collect();
     // Already holding every slot asked for (a repeated ask): nothing to do.
@@ -246,7 +249,7 @@ pub(crate) fn decide(
             return (refused, changes);
         }
         let live = || {
-            rows.iter()
+            rows()
                 .filter(|r| r.limit == limit.name && r.live(now))
                 // The holder's own rows are replaced, but rate-limit slots it took stay taken.
                 .filter(|r| r.holder != request.holder || r.decays)
@@ -270,6 +273,7 @@ pub(crate) fn decide(
                 held,
                 ahead: ahead.len(),
                 frees_in,
+                ticket,
             });
         }
     }
@@ -377,7 +381,7 @@ mod tests {
     #[test]
     fn a_limit_smaller_than_the_ask_refuses_rather_than_waits() {
         let limits = [ConcurrencyLimit::new("tag:db", 0, at(0))];
-        let (got, changes) = decide(&ask(1, 0), &limits, &[], 1);
+        let (got, changes) = decide::<Slot>(&ask(1, 0), &limits, &[], 1);
         assert_eq!(
             got,
             Acquired::Refused {
@@ -406,7 +410,8 @@ mod tests {
                 size: 2,
                 held: 2,
                 ahead: 0,
-                frees_in: Some(Duration::from_secs(4))
+                frees_in: Some(Duration::from_secs(4)),
+                ticket: 1,
             }
         );
         let (got, _) = decide(&ask(3, 10).wait(false), &limits, &rows, 1);

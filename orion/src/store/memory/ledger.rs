@@ -63,9 +63,9 @@ impl Ledger {
         if limits.is_empty() {
             return Acquired::Granted { slots: Vec::new() };
         }
-        let rows: Vec<Slot> = limits
+        let rows: Vec<&Slot> = limits
             .iter()
-            .flat_map(|l| self.rows.get(&l.name).into_iter().flatten().cloned())
+            .flat_map(|l| self.rows.get(&l.name).into_iter().flatten())
             .collect();
         self.next_ticket += 1;
         let (acquired, changes) = decide(request, &limits, &rows, self.next_ticket);
