@@ -215,6 +215,12 @@ async fn lim_exit_cancel() {
     lim_hangs().submit().await;
 }
 
+/// The flow times out while one submitted task run holds the slot and two wait for it.
+#[flow(name = "lim-exit-cancel-waiters", timeout_seconds = 5)]
+async fn lim_exit_cancel_waiters() {
+    orion::gather(orion::map(0..3, |_| lim_hangs())).await;
+}
+
 #[flow(name = "lim-exit-retry")]
 async fn lim_exit_retry() -> State<()> {
     lim_fails_once().return_state().await.map_data(|_| None)
@@ -285,6 +291,21 @@ async fn a_tag_slot_is_free_again_however_its_task_run_ends() {
         task.state
     );
     slot_is_free_after(&h, "a cancellation").await;
+
+    // Cancelled while waiting for the slot: the waiters stop waiting, and end Cancelled too.
+    let started = Instant::now();
+    let cancelled = h.run(lim_exit_cancel_waiters()).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "the flow did not hang"
+    );
+    let names: Vec<&str> = cancelled
+        .task_runs
+        .iter()
+        .map(|t| t.state.as_ref().unwrap().name())
+        .collect();
+    assert_eq!(names, ["Cancelled", "Cancelled", "Cancelled"]);
+    slot_is_free_after(&h, "a cancellation while waiting").await;
 
     // A future dropped mid-attempt (no flow left to cancel it): the slot's guard frees it.
     let dropped = tokio::time::timeout(Duration::from_secs(1), h.orion().scope(lim_hangs())).await;

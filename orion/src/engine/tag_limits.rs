@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::context::TaskRunContext;
+use super::context::{Children, TaskRunContext};
 use super::task_run::{propose_end, propose_until_set};
 use crate::OrionClient;
 use crate::client::{RunRef, SlotAsk, SlotHold};
@@ -13,16 +13,31 @@ use crate::orchestration::RetryPolicy;
 use crate::state::State;
 use crate::store::{Acquired, LogLevel, tag_limit_name};
 
+/// Who asks for slots, and how to tell its story.
+pub(crate) struct Asker<'a> {
+    pub(crate) client: &'a OrionClient,
+    pub(crate) info: &'a TaskRunContext,
+    pub(crate) retry: &'a RetryPolicy,
+    /// Its flow run's children: cancelled with the flow, which ends the wait.
+    pub(crate) cancel: Option<&'a Children>,
+    pub(crate) log: &'a (dyn Fn(LogLevel, String) + Send + Sync),
+}
+
 /// Takes the slots of `tags` for the attempt about to start. `Err` is the state the run
-/// ended in instead (a limit of 0, a store failure), already recorded.
+/// ended in instead (a limit of 0, its flow cancelled while it waited, a store failure),
+/// already recorded.
 pub(crate) async fn take(
-    client: &OrionClient,
+    asker: Asker<'_>,
     tags: &[String],
-    info: &TaskRunContext,
     current: &mut State,
-    retry: &RetryPolicy,
-    log: &(dyn Fn(LogLevel, String) + Send + Sync),
 ) -> Result<Option<SlotHold>, State> {
+    let Asker {
+        client,
+        info,
+        retry,
+        cancel,
+        log,
+    } = asker;
     if tags.is_empty() {
         return Ok(None);
     }
@@ -81,7 +96,15 @@ pub(crate) async fn take(
                 return Err(current.clone());
             }
         }
-        waiter.turn(&full, asked).await;
+        match cancel {
+            Some(children) => tokio::select! {
+                () = waiter.turn(&full, asked) => {}
+                () = children.cancelled() => {
+                    break State::cancelled("The parent flow run was cancelled or timed out.");
+                }
+            },
+            None => waiter.turn(&full, asked).await,
+        }
     };
     waiter.settle();
     client.release_slots(info.id).await.ok();

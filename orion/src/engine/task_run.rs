@@ -134,7 +134,14 @@ pub(crate) async fn run<R: Send + 'static>(
             });
             let log =
                 move |level, message| RunCtx::Task(Arc::clone(&task)).log(level, None, message);
-            match tag_limits::take(client, &tags, &info, &mut current, &retry, &log).await {
+            let asker = tag_limits::Asker {
+                client,
+                info: &info,
+                retry: &retry,
+                cancel: flow.as_ref().map(|f| &*f.children),
+                log: &log,
+            };
+            match tag_limits::take(asker, &tags, &mut current).await {
                 Ok(slots) => slots,
                 Err(ended) => {
                     let outcome = Outcome::without_value(ended);
