@@ -8,7 +8,7 @@ mod slots;
 pub use clock::Clock;
 pub use queues::{ClaimRequest, WorkQueueStatus};
 pub use slots::ConcurrencyLimitStatus;
-pub(crate) use slots::{SlotAsk, SlotHold};
+pub(crate) use slots::{SlotAsk, SlotHold, SlotLine};
 
 use std::sync::Arc;
 

@@ -220,6 +220,56 @@ impl Drop for SlotWaiter {
     }
 }
 
+/// A holder's wait for slots. Its place in this runtime's line is taken only once an ask
+/// finds a limit full, so an ask granted at once costs no bookkeeping here.
+pub(crate) struct SlotLine<'a> {
+    client: &'a OrionClient,
+    ask: &'a SlotAsk,
+    waiter: Option<SlotWaiter>,
+}
+
+impl<'a> SlotLine<'a> {
+    pub(crate) fn new(client: &'a OrionClient, ask: &'a SlotAsk) -> Self {
+        SlotLine {
+            client,
+            ask,
+            waiter: None,
+        }
+    }
+
+    /// Called before each ask; returns the wake-up count, for [`SlotLine::turn`].
+    pub(crate) fn asking(&self) -> u64 {
+        match &self.waiter {
+            Some(w) => w.asking(),
+            None => self.client.signals.slots.wakes.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Takes a place in this runtime's line, right after an ask found a limit full (and
+    /// before anything else is awaited: from here on, dropping the line gives the place in
+    /// the store's line back).
+    pub(crate) fn join(&mut self) {
+        if self.waiter.is_none() {
+            self.waiter = Some(self.client.line_up(self.ask));
+        }
+    }
+
+    /// See [`SlotWaiter::turn`]; joins the line first if need be.
+    pub(crate) async fn turn(&mut self, full: &Acquired, asked: u64) {
+        self.join();
+        if let Some(w) = &self.waiter {
+            w.turn(full, asked).await;
+        }
+    }
+
+    /// The wait is over (granted, or its rows released by the caller).
+    pub(crate) fn settle(self) {
+        if let Some(w) = self.waiter {
+            w.settle();
+        }
+    }
+}
+
 impl SlotWaiter {
     /// Leaves this runtime's line, the wait being over (granted, or its rows released).
     pub(crate) fn settle(mut self) {
@@ -469,27 +519,27 @@ impl OrionClient {
     ///
     /// [`Error::ConcurrencyLimit`] when a limit can never grant the ask; store failures.
     pub(crate) async fn take_slots(&self, ask: &SlotAsk) -> Result<Option<SlotHold>> {
-        let waiter = self.line_up(ask);
+        let mut line = SlotLine::new(self, ask);
         loop {
-            let asked = waiter.asking();
+            let asked = line.asking();
             let acquired = match self.try_take_slots(ask, true).await {
                 Ok(a) => a,
                 Err(e) => {
-                    waiter.settle();
+                    line.settle();
                     self.release_slots(ask.holder).await.ok();
                     return Err(e);
                 }
             };
             match acquired {
                 Acquired::Granted { slots } => {
-                    waiter.settle();
+                    line.settle();
                     if slots.is_empty() {
                         return Ok(None);
                     }
                     return Ok(Some(self.hold(ask.holder)));
                 }
                 Acquired::Refused { limit, size } => {
-                    waiter.settle();
+                    line.settle();
                     self.release_slots(ask.holder).await.ok();
                     return Err(Error::ConcurrencyLimit {
                         limit,
@@ -498,7 +548,10 @@ impl OrionClient {
                         hint: "raise the limit (or delete it) rather than wait for ever",
                     });
                 }
-                full => waiter.turn(&full, asked).await,
+                full => {
+                    line.join();
+                    line.turn(&full, asked).await;
+                }
             }
         }
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::context::{Children, TaskRunContext};
 use super::task_run::{propose_end, propose_until_set};
 use crate::OrionClient;
-use crate::client::{RunRef, SlotAsk, SlotHold};
+use crate::client::{RunRef, SlotAsk, SlotHold, SlotLine};
 use crate::orchestration::RetryPolicy;
 use crate::state::State;
 use crate::store::{Acquired, LogLevel, tag_limit_name};
@@ -58,13 +58,13 @@ pub(crate) async fn take(
         occupy: 1,
         create: None,
     };
-    let waiter = client.line_up(&ask);
+    let mut line = SlotLine::new(client, &ask);
     let mut waiting = false;
     let ended = loop {
-        let asked = waiter.asking();
+        let asked = line.asking();
         let full = match client.try_take_slots(&ask, true).await {
             Ok(Acquired::Granted { slots }) => {
-                waiter.settle();
+                line.settle();
                 return Ok((!slots.is_empty()).then(|| client.hold(info.id)));
             }
             Ok(Acquired::Refused { limit, size }) => {
@@ -73,7 +73,10 @@ pub(crate) async fn take(
                     limit.strip_prefix("tag:").unwrap_or(&limit)
                 ));
             }
-            Ok(full) => full,
+            Ok(full) => {
+                line.join();
+                full
+            }
             Err(e) => break State::crashed(format!("could not take a concurrency slot: {e}")),
         };
         if let (false, Acquired::Full { limit, size, .. }) = (waiting, &full) {
@@ -91,22 +94,22 @@ pub(crate) async fn take(
             }
             if !current.is_scheduled() {
                 // Moved by someone else meanwhile: no attempt.
-                waiter.settle();
+                line.settle();
                 client.release_slots(info.id).await.ok();
                 return Err(current.clone());
             }
         }
         match cancel {
             Some(children) => tokio::select! {
-                () = waiter.turn(&full, asked) => {}
+                () = line.turn(&full, asked) => {}
                 () = children.cancelled() => {
                     break State::cancelled("The parent flow run was cancelled or timed out.");
                 }
             },
-            None => waiter.turn(&full, asked).await,
+            None => line.turn(&full, asked).await,
         }
     };
-    waiter.settle();
+    line.settle();
     client.release_slots(info.id).await.ok();
     let run = RunRef::task(info.id, Some(current), info.run_count, retry);
     let ended = propose_end(client, run, ended, "task run").await;

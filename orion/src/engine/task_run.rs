@@ -125,15 +125,17 @@ pub(crate) async fn run<R: Send + 'static>(
         let mut slots = if tags.is_empty() {
             None
         } else {
-            let task = Arc::new(TaskRunCtx {
-                orion: orion.clone(),
-                flow: flow.clone(),
-                info: info.clone(),
-                source: source.clone(),
-                panic_at: Default::default(),
-            });
-            let log =
-                move |level, message| RunCtx::Task(Arc::clone(&task)).log(level, None, message);
+            // Only a run that waits logs: its context is built then.
+            let log = |level, message| {
+                let task = TaskRunCtx {
+                    orion: orion.clone(),
+                    flow: flow.clone(),
+                    info: info.clone(),
+                    source: source.clone(),
+                    panic_at: Default::default(),
+                };
+                RunCtx::Task(Arc::new(task)).log(level, None, message);
+            };
             let asker = tag_limits::Asker {
                 client,
                 info: &info,
