@@ -59,10 +59,12 @@ fn limits(c: &mut Criterion) {
     // cost of the limit.
     group.throughput(Throughput::Elements(1000));
     group.bench_function("unlimited_task_runs_1000", |b| {
-        b.to_async(&rt).iter_batched(
-            Orion::memory,
-            |orion| async move {
-                assert_eq!(sequential(1000).on(&orion).await, 499_500);
+        b.iter_batched(
+            || rt.block_on(limited(10)),
+            |orion| {
+                rt.block_on(async {
+                    assert_eq!(sequential(1000).on(&orion).await, 499_500);
+                });
                 orion
             },
             BatchSize::PerIteration,

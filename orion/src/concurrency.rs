@@ -48,12 +48,11 @@ impl ConcurrencySlot {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> orion::Result<()> {
-/// # let orion = orion::Orion::memory();
-/// # orion.scope(async {
+/// # orion::Orion::memory().scope(guarded()).await }
+/// # async fn guarded() -> orion::Result<()> {
 /// let slot = orion::concurrency("warehouse", 4).await?;
-/// // … at most 4 of these at once …
+/// // … at most 4 of these at once, in every process using the store …
 /// drop(slot);
-/// # orion::Result::Ok(()) }).await?;
 /// # Ok(()) }
 /// ```
 ///
@@ -70,13 +69,12 @@ pub async fn concurrency(name: &str, limit: u32) -> Result<ConcurrencySlot> {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> orion::Result<()> {
-/// # let orion = orion::Orion::memory();
-/// # orion.scope(async {
+/// # orion::Orion::memory().scope(calls()).await }
+/// # async fn calls() -> orion::Result<()> {
 /// use std::time::Duration;
 /// for _ in 0..3 {
 ///     orion::rate_limit("api", 2, Duration::from_secs(1)).await?; // the third call waits 1 s
 /// }
-/// # orion::Result::Ok(()) }).await?;
 /// # Ok(()) }
 /// ```
 ///
