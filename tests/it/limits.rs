@@ -775,3 +775,39 @@ async fn limits_are_managed_through_the_client() {
     let err = spec.validate().unwrap_err().to_string();
     assert!(err.contains("concurrency_limit"), "{err}");
 }
+
+/// One runtime handle used from two tokio runtimes in turn (as a program's default runtime
+/// is by several `#[tokio::test]`s): the lease keeper spawned in the first dies with it, and
+/// the second spawns its own, so its slots are still renewed. Real time: a 300 ms lease.
+#[test]
+fn slots_stay_renewed_when_the_tokio_runtime_that_started_renewing_is_gone() {
+    let orion = Orion::memory();
+    orion.client().set_slot_lease(Duration::from_millis(300));
+    let first = tokio::runtime::Runtime::new().unwrap();
+    first.block_on(async {
+        let slot = orion.concurrency("lim-keeper", 1).await.unwrap();
+        slot.release().await.unwrap();
+    });
+    drop(first);
+    let second = tokio::runtime::Runtime::new().unwrap();
+    second.block_on(async {
+        let _slot = orion.concurrency("lim-keeper", 1).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let status = orion
+            .client()
+            .read_concurrency_limit("lim-keeper")
+            .await
+            .unwrap();
+        assert_eq!(
+            status.holders.len(),
+            1,
+            "renewed past three leases: {status:?}"
+        );
+        let other = tokio::time::timeout(
+            Duration::from_millis(400),
+            orion.concurrency("lim-keeper", 1),
+        )
+        .await;
+        assert!(other.is_err(), "still held");
+    });
+}

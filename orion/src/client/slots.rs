@@ -64,8 +64,9 @@ pub(crate) struct SlotSignals {
 struct SlotState {
     /// Holders with rows in the ledger (held or waiting): the keeper renews them.
     tracked: HashSet<Uuid>,
-    /// Whether a keeper task is running.
-    keeper: bool,
+    /// The keeper task, while one runs (it ends when nothing is tracked, or with the tokio
+    /// runtime it was spawned on: then the next slot taken spawns another).
+    keeper: Option<tokio::task::JoinHandle<()>>,
     /// This runtime's waiters, in the order they started waiting.
     waiters: Vec<Waiter>,
 }
@@ -88,8 +89,18 @@ impl Default for SlotSignals {
             .ok()
             .and_then(|s| s.parse::<f64>().ok())
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .filter(|d| *d >= Duration::from_millis(30))
-            .unwrap_or(DEFAULT_LEASE);
+            .filter(|d| *d >= Duration::from_millis(30));
+        let lease = match (lease, std::env::var("ORION_SLOT_LEASE_SECONDS")) {
+            (Some(lease), _) => lease,
+            (None, Ok(given)) => {
+                eprintln!(
+                    "orion: ignoring ORION_SLOT_LEASE_SECONDS={given:?}: expected a number of seconds of at least 0.03; using {} s",
+                    DEFAULT_LEASE.as_secs()
+                );
+                DEFAULT_LEASE
+            }
+            (None, Err(_)) => DEFAULT_LEASE,
+        };
         SlotSignals {
             owner: crate::ids::new_id(),
             lease_ms: AtomicU64::new(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX)),
@@ -593,14 +604,14 @@ impl OrionClient {
     }
 
     fn track(&self, holder: Uuid) {
-        let slots = &self.signals.slots;
-        let start = {
-            let mut state = slots.state();
-            state.tracked.insert(holder);
-            !std::mem::replace(&mut state.keeper, true)
-        };
-        if start {
-            self.spawn_keeper();
+        let mut state = self.signals.slots.state();
+        state.tracked.insert(holder);
+        if state
+            .keeper
+            .as_ref()
+            .is_none_or(tokio::task::JoinHandle::is_finished)
+        {
+            state.keeper = self.spawn_keeper();
         }
     }
 
@@ -610,63 +621,56 @@ impl OrionClient {
 
     /// Renews the leases of every slot this runtime holds or waits for, every third of the
     /// lease, until it holds none. It keeps the store only weakly: a dropped runtime's
-    /// keeper ends.
-    fn spawn_keeper(&self) {
+    /// keeper ends. None outside a tokio runtime (the leases then lapse).
+    fn spawn_keeper(&self) -> Option<tokio::task::JoinHandle<()>> {
         let store = Arc::downgrade(&self.store);
         let signals = Arc::clone(&self.signals);
         let clock = self.clock;
-        let spawned = tokio::runtime::Handle::try_current().map(|h| {
-            h.spawn(async move {
-                loop {
-                    let lease = signals.slots.lease();
-                    tokio::time::sleep(lease / 3).await;
-                    let holders: Vec<Uuid> = {
-                        let mut state = signals.slots.state();
-                        if state.tracked.is_empty() {
-                            state.keeper = false;
-                            return;
-                        }
-                        state.tracked.iter().copied().collect()
-                    };
-                    let Some(store) = store.upgrade() else {
-                        signals.slots.state().keeper = false;
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        Some(handle.spawn(async move {
+            loop {
+                let slots = &signals.slots;
+                let lease = slots.lease();
+                tokio::time::sleep(lease / 3).await;
+                let holders: Vec<Uuid> = {
+                    let mut state = slots.state();
+                    if state.tracked.is_empty() {
+                        // Under the lock: the next holder tracked spawns a new keeper.
+                        state.keeper = None;
                         return;
-                    };
-                    let now = clock.now();
-                    let until = Lease::new(signals.slots.owner, "", now, lease).expires;
-                    match store
-                        .renew_slots(signals.slots.owner, holders, until, now)
-                        .await
-                    {
-                        Ok(lost) => {
-                            let mut state = signals.slots.state();
-                            for holder in &lost {
-                                state.tracked.remove(holder);
-                            }
-                            drop(state);
-                            if !lost.is_empty() {
-                                crate::services::log(
-                                    crate::store::LogLevel::Warning,
-                                    "orion.concurrency",
-                                    &format!(
-                                        "{} concurrency slot holder(s) lost their slots (reset, deleted, or leases lapsed while this process was not heard from); they go on without them",
-                                        lost.len()
-                                    ),
-                                );
-                            }
-                        }
-                        Err(e) => crate::services::log(
-                            crate::store::LogLevel::Error,
-                            "orion.concurrency",
-                            &format!("could not renew concurrency slot leases: {e}"),
-                        ),
                     }
+                    state.tracked.iter().copied().collect()
+                };
+                let Some(store) = store.upgrade() else {
+                    return;
+                };
+                let now = clock.now();
+                let until = Lease::new(slots.owner, "", now, lease).expires;
+                match store.renew_slots(slots.owner, holders, until, now).await {
+                    Ok(lost) if !lost.is_empty() => {
+                        let mut state = slots.state();
+                        for holder in &lost {
+                            state.tracked.remove(holder);
+                        }
+                        drop(state);
+                        crate::services::log(
+                            crate::store::LogLevel::Warning,
+                            "orion.concurrency",
+                            &format!(
+                                "{} concurrency slot holder(s) lost their slots (reset, deleted, or leases lapsed while this process was not heard from); they go on without them",
+                                lost.len()
+                            ),
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => crate::services::log(
+                        crate::store::LogLevel::Error,
+                        "orion.concurrency",
+                        &format!("could not renew concurrency slot leases: {e}"),
+                    ),
                 }
-            })
-        });
-        if spawned.is_err() {
-            self.signals.slots.state().keeper = false;
-        }
+            }
+        }))
     }
 }
 
