@@ -73,7 +73,7 @@ impl World {
                     }
                 }
                 let got = store.acquire_slots(request).await.unwrap();
-                if let Acquired::Granted { slots } = &got {
+                if let Acquired::Granted { slots, .. } = &got {
                     for slot in slots.iter().filter(|s| !held_before.contains(&s.limit)) {
                         self.check_not_overtaken(store, &slot.limit, slot.ticket, h)
                             .await;

@@ -135,6 +135,25 @@ impl SlotSignals {
             }
         }
     }
+    /// After an ask by `asker` found free slots it did not take (granted with room left, or
+    /// full only for the waiters ahead of it, at `below`): wakes the waiter of this runtime
+    /// first in line for those limits — so no free slot waits for a poll while a waiter of
+    /// this process could have it.
+    fn pass_on(&self, limits: &[String], asker: Uuid, below: Option<u64>) {
+        // No wake-up count: nothing was freed, so asks in flight need not be repeated.
+        let mut state = self.state();
+        let next = state
+            .waiters
+            .iter_mut()
+            .filter(|w| w.holder != asker && !w.woken)
+            .filter(|w| w.ticket.is_some_and(|t| below.is_none_or(|b| t < b)))
+            .filter(|w| w.limits.iter().any(|l| limits.contains(l)))
+            .min_by_key(|w| w.ticket);
+        if let Some(w) = next {
+            w.woken = true;
+            w.wake.notify_one();
+        }
+    }
     /// Wakes every waiter of this runtime in line for `limit` (its size changed, it was
     /// reset or deleted).
     fn wake_all(&self, limit: &str) {
@@ -493,7 +512,10 @@ impl OrionClient {
                 }
             }
             if !any {
-                return Ok(Acquired::Granted { slots: Vec::new() });
+                return Ok(Acquired::Granted {
+                    slots: Vec::new(),
+                    room: false,
+                });
             }
         }
         let slots = &self.signals.slots;
@@ -512,8 +534,21 @@ impl OrionClient {
         // Tracked before the write, so the keeper never misses a row just written.
         self.track(ask.holder);
         let acquired = self.store.acquire_slots(request).await;
+        match &acquired {
+            Ok(Acquired::Granted { room: true, .. }) => {
+                self.signals.slots.pass_on(&ask.limits, ask.holder, None);
+            }
+            Ok(Acquired::Full {
+                held, size, ticket, ..
+            }) if held < size => {
+                self.signals
+                    .slots
+                    .pass_on(&ask.limits, ask.holder, Some(*ticket));
+            }
+            _ => {}
+        }
         let keep = match &acquired {
-            Ok(Acquired::Granted { slots }) => slots.iter().any(|s| !s.decays),
+            Ok(Acquired::Granted { slots, .. }) => slots.iter().any(|s| !s.decays),
             Ok(Acquired::Full { .. }) => wait,
             _ => false,
         };
@@ -542,7 +577,7 @@ impl OrionClient {
                 }
             };
             match acquired {
-                Acquired::Granted { slots } => {
+                Acquired::Granted { slots, .. } => {
                     line.settle();
                     if slots.is_empty() {
                         return Ok(None);

@@ -63,7 +63,7 @@ pub(crate) async fn take(
     let ended = loop {
         let asked = line.asking();
         let full = match client.try_take_slots(&ask, true).await {
-            Ok(Acquired::Granted { slots }) => {
+            Ok(Acquired::Granted { slots, .. }) => {
                 line.settle();
                 return Ok((!slots.is_empty()).then(|| client.hold(info.id)));
             }

@@ -170,6 +170,9 @@ pub enum Acquired {
     Granted {
         /// The rows written, one per limit; each carries its lease.
         slots: Vec<Slot>,
+        /// Whether every limit asked for still has a free slot after this grant: the next
+        /// waiter in line may be granted too, and should be told.
+        room: bool,
     },
     /// A limit is full: nothing is held; with [`SlotRequest::wait`] the holder has a place in
     /// the line.
@@ -227,7 +230,8 @@ pub(crate) fn decide<R: Borrow<Slot>>(
             .all(|l| mine.iter().any(|r| r.limit == l.name && !r.waiting))
     {
         let slots = mine.into_iter().filter(|r| !r.waiting).cloned().collect();
-        return (Acquired::Granted { slots }, Changes::default());
+        let granted = Acquired::Granted { slots, room: false };
+        return (granted, Changes::default());
     }
     let ticket = mine
         .iter()
@@ -236,6 +240,7 @@ pub(crate) fn decide<R: Borrow<Slot>>(
         .min()
         .unwrap_or(next_ticket);
     let mut full = None;
+    let mut room = true;
     for limit in limits {
         if request.occupy > limit.limit {
             let refused = Acquired::Refused {
@@ -257,6 +262,7 @@ pub(crate) fn decide<R: Borrow<Slot>>(
         let held: u32 = live().filter(|r| !r.waiting).map(|r| r.occupy).sum();
         let ahead: Vec<&Slot> = live().filter(|r| r.waiting && r.ticket < ticket).collect();
         let queued: u32 = ahead.iter().map(|r| r.occupy).sum();
+        room &= held.saturating_add(request.occupy) < limit.limit;
         if full.is_none()
             && held.saturating_add(queued).saturating_add(request.occupy) > limit.limit
         {
@@ -306,7 +312,7 @@ pub(crate) fn decide<R: Borrow<Slot>>(
                 delete_holder: true,
                 insert: slots.clone(),
             };
-            (Acquired::Granted { slots }, changes)
+            (Acquired::Granted { slots, room }, changes)
         }
         Some(full) => {
             let insert = if request.wait {

@@ -61,7 +61,10 @@ impl Ledger {
             .filter_map(|n| self.limits.get(n).cloned())
             .collect();
         if limits.is_empty() {
-            return Acquired::Granted { slots: Vec::new() };
+            return Acquired::Granted {
+                slots: Vec::new(),
+                room: false,
+            };
         }
         let rows: Vec<&Slot> = limits
             .iter()

@@ -94,7 +94,10 @@ pub(super) fn acquire(tx: &Connection, request: &SlotRequest) -> Result<Acquired
         }
     }
     if limits.is_empty() {
-        return Ok(Acquired::Granted { slots: Vec::new() });
+        return Ok(Acquired::Granted {
+            slots: Vec::new(),
+            room: false,
+        });
     }
     let last: i64 = tx
         .prepare_cached("SELECT COALESCE(MAX(ticket), 0) FROM concurrency_slots")

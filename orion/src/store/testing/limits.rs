@@ -33,7 +33,7 @@ fn ask(limits: &[&str], n: u128, now: i64) -> SlotRequest {
 }
 
 fn granted(a: &Acquired) -> bool {
-    matches!(a, Acquired::Granted { slots } if !slots.is_empty())
+    matches!(a, Acquired::Granted { slots, .. } if !slots.is_empty())
 }
 
 /// Slots: names without a limit are free; a limit grants at most its size, all or none over
@@ -44,7 +44,10 @@ pub async fn the_ledger_grants_in_line_and_lapses(store: &dyn Store) {
     let free = store.acquire_slots(ask(&["tag:none"], 1, 0)).await.unwrap();
     assert_eq!(
         free,
-        Acquired::Granted { slots: Vec::new() },
+        Acquired::Granted {
+            slots: Vec::new(),
+            room: false
+        },
         "no limit, no slot"
     );
     assert!(store.read_slots("tag:none").await.unwrap().is_empty());
