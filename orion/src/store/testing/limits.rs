@@ -75,10 +75,13 @@ pub async fn the_ledger_grants_in_line_and_lapses(store: &dyn Store) {
         2
     );
 
-    for n in [1, 2] {
-        assert!(granted(
-            &store.acquire_slots(ask(&["tag:db"], n, 2)).await.unwrap()
-        ));
+    for (n, room) in [(1, true), (2, false)] {
+        let got = store.acquire_slots(ask(&["tag:db"], n, 2)).await.unwrap();
+        assert!(granted(&got), "{got:?}");
+        assert!(
+            matches!(got, Acquired::Granted { room: r, .. } if r == room),
+            "a grant says whether a slot is left for the next in line: {got:?}"
+        );
     }
     let again = store.acquire_slots(ask(&["tag:db"], 1, 2)).await.unwrap();
     assert!(
