@@ -5,22 +5,27 @@ use std::time::Duration;
 use orion::prelude::*;
 use orion::testing::TestHarness;
 
-/// Counts task bodies running at once and remembers the most seen.
+/// Counts task bodies running at once and remembers the most seen, and the order they
+/// entered in.
 #[derive(Default)]
-struct Gauge {
+pub(crate) struct Gauge {
     now: AtomicUsize,
-    max: AtomicUsize,
-    order: Mutex<Vec<u32>>,
+    pub(crate) max: AtomicUsize,
+    pub(crate) order: Mutex<Vec<u32>>,
 }
 
 impl Gauge {
-    fn enter(&self, id: u32) {
+    pub(crate) fn enter(&self, id: u32) {
         let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.max.fetch_max(n, Ordering::SeqCst);
         self.order.lock().unwrap().push(id);
     }
-    fn leave(&self) {
+    pub(crate) fn leave(&self) {
         self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+    /// The most bodies seen running at once.
+    pub(crate) fn max(&self) -> usize {
+        self.max.load(Ordering::SeqCst)
     }
 }
 

@@ -4,7 +4,6 @@
 
 use std::future::IntoFuture;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -15,27 +14,7 @@ use orion::testing::TestHarness;
 use orion::{Error, OrionClient};
 use tokio::time::{Instant, sleep};
 
-/// Counts bodies running at once and remembers the most seen, and the order they entered.
-#[derive(Default)]
-struct Gauge {
-    now: AtomicUsize,
-    max: AtomicUsize,
-    order: Mutex<Vec<u32>>,
-}
-
-impl Gauge {
-    fn enter(&self, id: u32) {
-        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
-        self.max.fetch_max(n, Ordering::SeqCst);
-        self.order.lock().unwrap().push(id);
-    }
-    fn leave(&self) {
-        self.now.fetch_sub(1, Ordering::SeqCst);
-    }
-    fn max(&self) -> usize {
-        self.max.load(Ordering::SeqCst)
-    }
-}
+use crate::concurrency::Gauge;
 
 #[task(tags = ["lim-db"])]
 async fn lim_query(i: u32, gauge: Arc<Gauge>) -> u32 {

@@ -127,14 +127,8 @@ pub(crate) async fn run<R: Send + 'static>(
         } else {
             // Only a run that waits logs: its context is built then.
             let log = |level, message| {
-                let task = TaskRunCtx {
-                    orion: orion.clone(),
-                    flow: flow.clone(),
-                    info: info.clone(),
-                    source: source.clone(),
-                    panic_at: Default::default(),
-                };
-                RunCtx::Task(Arc::new(task)).log(level, None, message);
+                RunCtx::Task(task_ctx(&orion, flow.as_ref(), &info, &source))
+                    .log(level, None, message);
             };
             let asker = tag_limits::Asker {
                 client,
@@ -171,14 +165,7 @@ pub(crate) async fn run<R: Send + 'static>(
             Ok(state) => state,
             Err(e) => {
                 release(slots.take()).await;
-                let task = TaskRunCtx {
-                    orion: orion.clone(),
-                    flow: flow.clone(),
-                    info: info.clone(),
-                    source: source.clone(),
-                    panic_at: Default::default(),
-                };
-                RunCtx::Task(Arc::new(task)).log(
+                RunCtx::Task(task_ctx(&orion, flow.as_ref(), &info, &source)).log(
                     LogLevel::Error,
                     None,
                     format!("Could not enter Running: {e}"),
@@ -221,13 +208,7 @@ pub(crate) async fn run<R: Send + 'static>(
         info.run_count += 1;
         current = entered;
 
-        let ctx = Arc::new(TaskRunCtx {
-            orion: orion.clone(),
-            flow: flow.clone(),
-            info: info.clone(),
-            source: source.clone(),
-            panic_at: Default::default(),
-        });
+        let ctx = task_ctx(&orion, flow.as_ref(), &info, &source);
         let last = info.run_count > retry.retries;
         let cancel = flow.as_ref().map(|f| &*f.children);
         let result = execute(
@@ -328,6 +309,22 @@ pub(crate) async fn run<R: Send + 'static>(
         )
         .await;
     }
+}
+
+/// The scope of one attempt of a task run.
+fn task_ctx(
+    orion: &Orion,
+    flow: Option<&Arc<FlowRunCtx>>,
+    info: &TaskRunContext,
+    source: &str,
+) -> Arc<TaskRunCtx> {
+    Arc::new(TaskRunCtx {
+        orion: orion.clone(),
+        flow: flow.cloned(),
+        info: info.clone(),
+        source: source.to_owned(),
+        panic_at: Default::default(),
+    })
 }
 
 /// Gives back the slots of an attempt (a failure to do so leaves them to lapse with their

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::runs::{enter_state, nanos, update_run};
 use super::{by_id, exec, json, one};
 use crate::store::bookkeeping::{claimable, holds_a_slot, keep_identity, renew as renew_lease};
-use crate::store::{Claim, FlowRun, Renewal, StoreError, WorkQueue};
+use crate::store::{Claim, ClaimRun, FlowRun, Renewal, StoreError, WorkQueue};
 
 /// Claims what `claim` names that is still claimable; see [`crate::store::Store::claim_flow_runs`].
 pub(super) fn claim(tx: &Connection, claim: &Claim) -> Result<Vec<FlowRun>, StoreError> {
@@ -56,14 +56,7 @@ pub(super) fn claim(tx: &Connection, claim: &Claim) -> Result<Vec<FlowRun>, Stor
             if count >= d.limit as usize {
                 // The deployment is full: the run waits (or is cancelled) instead.
                 if let Some(state) = d.when_full.clone() {
-                    let entered = enter_state(&mut run, state)?;
-                    if update_run(
-                        tx,
-                        &mut run,
-                        &want.id.to_string(),
-                        Some(want.expected),
-                        &entered.state,
-                    )? {
+                    if write_claimed(tx, &mut run, want, state)? {
                         claimed.push(run);
                     }
                 }
@@ -71,15 +64,8 @@ pub(super) fn claim(tx: &Connection, claim: &Claim) -> Result<Vec<FlowRun>, Stor
             }
             by_deployment.insert(d.deployment_id, count + 1);
         }
-        let entered = enter_state(&mut run, want.state.clone())?;
         run.lease = Some(claim.lease.clone());
-        if update_run(
-            tx,
-            &mut run,
-            &want.id.to_string(),
-            Some(want.expected),
-            &entered.state,
-        )? {
+        if write_claimed(tx, &mut run, want, want.state.clone())? {
             if holds_a_slot(run.state.as_ref()) {
                 held += 1;
             }
@@ -87,6 +73,23 @@ pub(super) fn claim(tx: &Connection, claim: &Claim) -> Result<Vec<FlowRun>, Stor
         }
     }
     Ok(claimed)
+}
+
+/// Writes `state` on a run of a claim, if it is still in the state the claim expects.
+fn write_claimed(
+    tx: &Connection,
+    run: &mut FlowRun,
+    want: &ClaimRun,
+    state: crate::state::State,
+) -> Result<bool, StoreError> {
+    let entered = enter_state(run, state)?;
+    update_run(
+        tx,
+        run,
+        &want.id.to_string(),
+        Some(want.expected),
+        &entered.state,
+    )
 }
 
 /// How many runs of a deployment are Pending, Running or Cancelling.
