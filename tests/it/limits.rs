@@ -790,3 +790,68 @@ fn slots_stay_renewed_when_the_tokio_runtime_that_started_renewing_is_gone() {
         assert!(other.is_err(), "still held");
     });
 }
+
+static DEPLOYED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// The first run panics, the second fails, the third hangs until cancelled, the fourth
+/// completes: under a limit of 1, each one's end frees the slot for the next.
+#[flow(name = "lim-deployed-exits")]
+async fn lim_deployed_exits() -> Result<(), String> {
+    match DEPLOYED_CALLS.fetch_add(1, Ordering::SeqCst) {
+        0 => panic!("the first run panics"),
+        1 => Err("the second run fails".into()),
+        2 => {
+            sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deployment_slot_is_free_again_however_its_run_ends() {
+    let h = TestHarness::new();
+    let d = DeploymentSpec::new("exits")
+        .flow(lim_deployed_exits)
+        .concurrency_limit(1, Collision::Enqueue)
+        .apply(h.client())
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        h.client()
+            .create_flow_run_from_deployment(&d, None)
+            .await
+            .unwrap();
+        sleep(Duration::from_millis(1)).await;
+    }
+    let handle = h.orion().serve().agent(Agent::new()).start();
+    sleep(Duration::from_secs(5)).await;
+    let runs = runs_by_start(h.client(), &d).await;
+    let names: Vec<String> = runs
+        .iter()
+        .map(|r| r.state.as_ref().unwrap().name().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["Failed", "Failed", "Running", "AwaitingConcurrencySlot"],
+        "a panic and an error each freed the slot; the hanging run holds it"
+    );
+    h.client().cancel_flow_run(runs[2].id).await.unwrap();
+    sleep(Duration::from_secs(5)).await;
+    handle.shutdown().await.unwrap();
+    let runs = runs_by_start(h.client(), &d).await;
+    assert!(runs[2].state.as_ref().unwrap().is_cancelled());
+    assert!(
+        runs[3].state.as_ref().unwrap().is_completed(),
+        "the cancelled run freed the slot: {:?}",
+        runs[3].state
+    );
+    assert_eq!(
+        h.client()
+            .work_queue_status("default")
+            .await
+            .unwrap()
+            .active_runs,
+        0
+    );
+}
