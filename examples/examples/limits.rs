@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use orion::deployment::Collision;
 use orion::prelude::*;
-use orion::store::Collision;
 
 #[task(tags = ["database"])]
 async fn query(table: String) -> usize {

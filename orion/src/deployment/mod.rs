@@ -30,3 +30,7 @@ mod spec;
 
 pub use error::DeploymentError;
 pub use spec::{DeploymentRunOptions, DeploymentSpec, FlowFn};
+
+/// A deployment's concurrency limit and collision strategy, where deployments are defined
+/// (the records live in [`crate::store`]).
+pub use crate::store::{Collision, DeploymentConcurrency};
