@@ -89,7 +89,12 @@ pub(super) fn acquire(tx: &Connection, request: &SlotRequest) -> Result<Acquired
     let mut existing = Vec::new();
     for name in &request.limits {
         if let Some(limit) = read(tx, name)? {
-            existing.extend(rows(tx, name)?);
+            // Lapsed rows count for nothing in a decision: they are not even read.
+            existing.extend(many::<Slot>(
+                tx,
+                "SELECT body FROM concurrency_slots WHERE limit_name = ?1 AND expires > ?2",
+                params![name, nanos(request.lease.renewed)],
+            )?);
             limits.push(limit);
         }
     }
