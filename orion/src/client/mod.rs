@@ -2,12 +2,13 @@
 
 mod clock;
 mod deployments;
+mod limits;
 mod queues;
 mod slots;
 
 pub use clock::Clock;
+pub use limits::ConcurrencyLimitStatus;
 pub use queues::{ClaimRequest, WorkQueueStatus};
-pub use slots::ConcurrencyLimitStatus;
 pub(crate) use slots::{SlotAsk, SlotHold, SlotLine};
 
 use std::sync::Arc;
