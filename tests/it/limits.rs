@@ -521,6 +521,17 @@ async fn state_names(client: &OrionClient, id: orion::Uuid) -> Vec<String> {
     states.iter().map(|s| s.name().to_owned()).collect()
 }
 
+/// `n` runs of `d` created by hand, due now, a millisecond apart (so their order is known).
+async fn due_runs(h: &TestHarness, d: &orion::store::Deployment, n: usize) {
+    for _ in 0..n {
+        h.client()
+            .create_flow_run_from_deployment(d, None)
+            .await
+            .unwrap();
+        sleep(Duration::from_millis(1)).await;
+    }
+}
+
 async fn runs_by_start(client: &OrionClient, d: &orion::store::Deployment) -> Vec<FlowRun> {
     let filter = FlowRunFilter::new()
         .deployment_id(d.id)
@@ -544,13 +555,7 @@ async fn a_deployment_limit_enqueues_runs_without_blocking_other_deployments() {
         .apply(h.client())
         .await
         .unwrap();
-    for _ in 0..3 {
-        h.client()
-            .create_flow_run_from_deployment(&limited, None)
-            .await
-            .unwrap();
-        sleep(Duration::from_millis(1)).await;
-    }
+    due_runs(&h, &limited, 3).await;
     for _ in 0..2 {
         h.client()
             .create_flow_run_from_deployment(&free, None)
@@ -618,13 +623,7 @@ async fn a_deployment_limit_with_cancel_new_cancels_the_runs_that_find_it_full()
         .apply(h.client())
         .await
         .unwrap();
-    for _ in 0..3 {
-        h.client()
-            .create_flow_run_from_deployment(&d, None)
-            .await
-            .unwrap();
-        sleep(Duration::from_millis(1)).await;
-    }
+    due_runs(&h, &d, 3).await;
     let handle = h.orion().serve().agent(Agent::new()).start();
     sleep(Duration::from_secs(15)).await;
     handle.shutdown().await.unwrap();
@@ -817,13 +816,7 @@ async fn a_deployment_slot_is_free_again_however_its_run_ends() {
         .apply(h.client())
         .await
         .unwrap();
-    for _ in 0..4 {
-        h.client()
-            .create_flow_run_from_deployment(&d, None)
-            .await
-            .unwrap();
-        sleep(Duration::from_millis(1)).await;
-    }
+    due_runs(&h, &d, 4).await;
     let handle = h.orion().serve().agent(Agent::new()).start();
     sleep(Duration::from_secs(5)).await;
     let runs = runs_by_start(h.client(), &d).await;
