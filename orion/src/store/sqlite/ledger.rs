@@ -4,7 +4,7 @@
 use rusqlite::{Connection, params};
 use uuid::Uuid;
 
-use super::{exec, json, many, one};
+use super::{exec, integer, json, many, one};
 use crate::store::StoreError;
 use crate::store::bookkeeping::keep_limit_identity;
 use crate::store::ledger::{Acquired, ConcurrencyLimit, Slot, SlotRequest, decide};
@@ -104,10 +104,11 @@ pub(super) fn acquire(tx: &Connection, request: &SlotRequest) -> Result<Acquired
             room: false,
         });
     }
-    let last: i64 = tx
-        .prepare_cached("SELECT COALESCE(MAX(ticket), 0) FROM concurrency_slots")
-        .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
-        .map_err(super::backend)?;
+    let last = integer(
+        tx,
+        "SELECT COALESCE(MAX(ticket), 0) FROM concurrency_slots",
+        [],
+    )?;
     let next = u64::try_from(last).unwrap_or(0) + 1;
     let (acquired, changes) = decide(request, &limits, &existing, next);
     if changes.delete_holder {

@@ -463,6 +463,13 @@ fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<u
         .map_err(backend)
 }
 
+/// The one integer a query answers (a count, a maximum), prepared once per connection.
+fn integer(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<i64, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.query_row(params, |r| r.get(0)))
+        .map_err(backend)
+}
+
 fn exists(conn: &Connection, sql: &str, id: &str) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached(sql)

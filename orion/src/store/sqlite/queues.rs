@@ -7,7 +7,7 @@ use rusqlite::{Connection, params};
 use uuid::Uuid;
 
 use super::runs::{enter_state, nanos, update_run};
-use super::{by_id, exec, json, one};
+use super::{by_id, exec, integer, json, one};
 use crate::store::bookkeeping::{claimable, holds_a_slot, keep_identity, renew as renew_lease};
 use crate::store::{Claim, ClaimRun, FlowRun, Renewal, StoreError, WorkQueue};
 
@@ -23,15 +23,7 @@ pub(super) fn claim(tx: &Connection, claim: &Claim) -> Result<Vec<FlowRun>, Stor
     }
     let limit = queue.and_then(|q| q.concurrency_limit).map(|l| l as usize);
     let mut held = match limit {
-        Some(_) => {
-            let count: i64 = tx
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM flow_runs WHERE work_queue = ?1 AND state_type IN ('PENDING', 'RUNNING', 'CANCELLING')",
-                )
-                .and_then(|mut stmt| stmt.query_row([&claim.work_queue], |r| r.get(0)))
-                .map_err(super::backend)?;
-            usize::try_from(count).unwrap_or(0)
-        }
+        Some(_) => held_runs(tx, HELD_IN_QUEUE, &claim.work_queue)?,
         None => 0,
     };
     let mut claimed = Vec::new();
@@ -50,7 +42,7 @@ pub(super) fn claim(tx: &Connection, claim: &Claim) -> Result<Vec<FlowRun>, Stor
         if let Some(d) = &want.deployment_limit {
             let count = match by_deployment.get(&d.deployment_id) {
                 Some(n) => *n,
-                None => held_of_deployment(tx, d.deployment_id)?,
+                None => held_runs(tx, HELD_OF_DEPLOYMENT, &d.deployment_id.to_string())?,
             };
             by_deployment.insert(d.deployment_id, count);
             if count >= d.limit as usize {
@@ -92,15 +84,13 @@ fn write_claimed(
     )
 }
 
-/// How many runs of a deployment are Pending, Running or Cancelling.
-fn held_of_deployment(tx: &Connection, deployment: Uuid) -> Result<usize, StoreError> {
-    let count: i64 = tx
-        .prepare_cached(
-            "SELECT COUNT(*) FROM flow_runs WHERE deployment_id = ?1 AND state_type IN ('PENDING', 'RUNNING', 'CANCELLING')",
-        )
-        .and_then(|mut stmt| stmt.query_row([deployment.to_string()], |r| r.get(0)))
-        .map_err(super::backend)?;
-    Ok(usize::try_from(count).unwrap_or(0))
+/// Runs of a queue, or of a deployment, that hold a slot: Pending, Running or Cancelling.
+const HELD_IN_QUEUE: &str = "SELECT COUNT(*) FROM flow_runs WHERE work_queue = ?1 AND state_type IN ('PENDING', 'RUNNING', 'CANCELLING')";
+const HELD_OF_DEPLOYMENT: &str = "SELECT COUNT(*) FROM flow_runs WHERE deployment_id = ?1 AND state_type IN ('PENDING', 'RUNNING', 'CANCELLING')";
+
+/// How many runs `sql` (one of the two above) counts for `key`.
+fn held_runs(tx: &Connection, sql: &str, key: &str) -> Result<usize, StoreError> {
+    Ok(usize::try_from(integer(tx, sql, [key])?).unwrap_or(0))
 }
 
 /// Extends `owner`'s leases; see [`crate::store::Store::renew_leases`].
