@@ -31,8 +31,9 @@ const MAX_POLL: Duration = Duration::from_secs(1);
 /// The slot bookkeeping of one runtime, shared by its clients.
 #[derive(Debug)]
 pub(crate) struct SlotSignals {
-    /// The lease owner of every slot this runtime takes.
+    /// The lease owner of every slot this runtime takes, and its name in messages.
     owner: Uuid,
+    owner_name: String,
     /// The lease length, in milliseconds.
     pub(super) lease_ms: AtomicU64,
     /// Counts the wake-ups given: a waiter whose ask raced a release asks again at once.
@@ -83,6 +84,7 @@ impl Default for SlotSignals {
         };
         SlotSignals {
             owner: crate::ids::new_id(),
+            owner_name: format!("process {}", std::process::id()),
             lease_ms: AtomicU64::new(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX)),
             wakes: AtomicU64::new(0),
             state: Mutex::default(),
@@ -340,7 +342,7 @@ impl OrionClient {
     /// Asks the ledger once for `ask`. Names without a stored limit are not limited (and
     /// cost only a read when none of them is). A holder that is granted or waits is kept
     /// renewed until it releases.
-    pub(crate) async fn try_take_slots(&self, ask: &SlotAsk, wait: bool) -> Result<Acquired> {
+    pub(crate) async fn try_take_slots(&self, ask: &SlotAsk) -> Result<Acquired> {
         if ask.create.is_none() {
             let mut any = false;
             for name in &ask.limits {
@@ -356,44 +358,50 @@ impl OrionClient {
                 });
             }
         }
-        let slots = &self.signals.slots;
+        let signals = &self.signals.slots;
         let lease = Lease::new(
-            slots.owner,
-            format!("process {}", std::process::id()),
+            signals.owner,
+            &signals.owner_name,
             self.now(),
-            slots.lease(),
+            signals.lease(),
         );
         let mut request = SlotRequest::new(ask.limits.clone(), ask.holder, &ask.holder_name, lease)
             .occupy(ask.occupy)
-            .wait(wait);
+            .wait(true);
         if let Some((size, per)) = ask.create {
             request = request.create(size, per);
         }
         // Tracked before the write, so the keeper never misses a row just written.
         self.track(ask.holder);
-        let acquired = self.store.acquire_slots(request).await;
-        match &acquired {
-            Ok(Acquired::Granted { room: true, .. }) => {
-                self.signals.slots.pass_on(&ask.limits, ask.holder, None);
+        let acquired = match self.store.acquire_slots(request).await {
+            Ok(acquired) => acquired,
+            Err(e) => {
+                self.untrack(ask.holder);
+                return Err(e.into());
             }
-            Ok(Acquired::Full {
-                held, size, ticket, ..
-            }) if held < size => {
-                self.signals
-                    .slots
-                    .pass_on(&ask.limits, ask.holder, Some(*ticket));
-            }
-            _ => {}
-        }
+        };
+        // What this holder keeps renewed, and who else should look now at slots it saw free.
         let keep = match &acquired {
-            Ok(Acquired::Granted { slots, .. }) => slots.iter().any(|s| !s.decays),
-            Ok(Acquired::Full { .. }) => wait,
-            _ => false,
+            Acquired::Granted { slots, room } => {
+                if *room {
+                    signals.pass_on(&ask.limits, ask.holder, None);
+                }
+                slots.iter().any(|s| !s.decays)
+            }
+            Acquired::Full {
+                held, size, ticket, ..
+            } => {
+                if held < size {
+                    signals.pass_on(&ask.limits, ask.holder, Some(*ticket));
+                }
+                true
+            }
+            Acquired::Refused { .. } => false,
         };
         if !keep {
             self.untrack(ask.holder);
         }
-        Ok(acquired?)
+        Ok(acquired)
     }
 
     /// Takes the slots `ask` names, waiting in line while a limit is full. Returns None when
@@ -406,7 +414,7 @@ impl OrionClient {
         let mut line = SlotLine::new(self, ask);
         loop {
             let asked = line.asking();
-            let acquired = match self.try_take_slots(ask, true).await {
+            let acquired = match self.try_take_slots(ask).await {
                 Ok(a) => a,
                 Err(e) => {
                     line.settle();

@@ -62,7 +62,7 @@ pub(crate) async fn take(
     let mut waiting = false;
     let ended = loop {
         let asked = line.asking();
-        let full = match client.try_take_slots(&ask, true).await {
+        let full = match client.try_take_slots(&ask).await {
             Ok(Acquired::Granted { slots, .. }) => {
                 line.settle();
                 return Ok((!slots.is_empty()).then(|| client.hold(info.id)));
