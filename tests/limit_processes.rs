@@ -46,13 +46,16 @@ async fn open(path: &str) -> Orion {
     Orion::open(&format!("sqlite://{path}")).await.unwrap()
 }
 
-/// Reads the child's output until a line holds `what`.
-fn wait_for(child: &mut Child, what: &str) {
+/// Reads the child's output until a line holds `what`; returns the lines read before it.
+fn wait_for(child: &mut Child, what: &str) -> Vec<String> {
     let out = child.stdout.as_mut().unwrap();
+    let mut before = Vec::new();
     for line in BufReader::new(out).lines() {
-        if line.unwrap().contains(what) {
-            return;
+        let line = line.unwrap();
+        if line.contains(what) {
+            return before;
         }
+        before.push(line);
     }
     panic!("the child ended before printing {what}");
 }
@@ -80,7 +83,16 @@ async fn proc_lim_hang() {
 
 #[task(tags = ["proc-db"])]
 async fn proc_query(i: u32) -> u32 {
+    // The body's own span, as nanoseconds of the machine's clock: it lies inside the time the
+    // slot is held (taken before Running, released before the final state is written, so the
+    // stored end times lag the releases and cannot show overlaps).
+    let now = || {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        since.unwrap().as_nanos()
+    };
+    let start = now();
     std::thread::sleep(Duration::from_millis(150));
+    println!("SPAN {start} {}", now());
     i
 }
 
@@ -216,21 +228,34 @@ fn processes_sharing_a_tag_limit_never_exceed_it() {
     let mut children: Vec<Child> = (0..3)
         .map(|_| child("child_runs_tagged_tasks", &db))
         .collect();
+    let mut spans: Vec<(u128, u128)> = Vec::new();
     for c in &mut children {
-        wait_for(c, "DONE");
+        for line in wait_for(c, "DONE") {
+            // libtest may print its own text before ours on the same line.
+            let Some(at) = line.find("SPAN ") else {
+                continue;
+            };
+            let mut parts = line[at + 5..]
+                .split_whitespace()
+                .map(|n| n.parse().unwrap());
+            spans.push((parts.next().unwrap(), parts.next().unwrap()));
+        }
     }
+    assert_eq!(spans.len(), 12, "every body reported its span");
     for mut c in children {
         assert!(c.wait().unwrap().success());
     }
     let filter = TaskRunFilter::new().name_prefix("proc_query-");
     let runs = rt.block_on(orion.client().read_task_runs(&filter)).unwrap();
     assert_eq!(runs.len(), 12);
-    // The most task runs of the tag running at any instant, from their stored start and end.
-    let mut edges: Vec<(orion::Timestamp, i32)> = Vec::new();
+    // The most bodies of the tag running at any instant, across the three processes.
+    let mut edges: Vec<(u128, i32)> = Vec::new();
     for run in &runs {
         assert!(run.state.as_ref().unwrap().is_completed());
-        edges.push((run.start_time.unwrap(), 1));
-        edges.push((run.end_time.unwrap(), -1));
+    }
+    for (start, end) in spans {
+        edges.push((start, 1));
+        edges.push((end, -1));
     }
     edges.sort(); // an end sorts before a start at the same instant
     let (mut now, mut most) = (0, 0);
