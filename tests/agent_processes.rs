@@ -3,6 +3,8 @@
 //! retried in another process, racing schedulers and a SIGKILLed scheduler never doubling or
 //! losing a slot. Each test runs child copies of this binary.
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "support/temp.rs"]
 mod temp;
 
@@ -13,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use child::{is_child, open, rt};
 use orion::prelude::*;
 use orion::services::{Reaper, Scheduler};
 use orion::store::{Deployment, FlowRun, FlowRunFilter, SqliteStore, Store};
@@ -27,22 +30,6 @@ fn child(test: &str, env: &[(&str, String)]) -> Command {
         cmd.env(k, v);
     }
     cmd
-}
-
-fn is_child() -> bool {
-    std::env::var_os("ORION_CHILD").is_some()
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn open(path: &str) -> Orion {
-    Orion::open(&format!("sqlite://{path}")).await.unwrap()
 }
 
 #[flow(name = "proc-trivial")]

@@ -4,6 +4,8 @@
 //! limit never run more of its task runs at once than the limit. Each test runs child copies
 //! of this binary.
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "support/temp.rs"]
 mod temp;
 
@@ -11,6 +13,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use child::{is_child, open, rt};
 use orion::prelude::*;
 use orion::store::TaskRunFilter;
 use temp::temp_db;
@@ -28,22 +31,6 @@ fn child(test: &str, db: &str) -> Child {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn is_child() -> bool {
-    std::env::var_os("ORION_CHILD").is_some()
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn open(path: &str) -> Orion {
-    Orion::open(&format!("sqlite://{path}")).await.unwrap()
 }
 
 /// Reads the child's output until a line holds `what`; returns the lines read before it.

@@ -124,11 +124,7 @@ impl World {
     async fn check_not_overtaken(&self, store: &dyn Store, limit: &str, ticket: u64, h: Uuid) {
         let now = at(self.now);
         let rows = store.read_slots(limit).await.unwrap();
-        let held: u32 = rows
-            .iter()
-            .filter(|r| r.live(now) && !r.waiting)
-            .map(|r| r.occupy)
-            .sum();
+        let held = held_at(&rows, now);
         let ahead: u32 = rows
             .iter()
             .filter(|r| r.live(now) && r.waiting && r.ticket < ticket && r.holder != h)
@@ -144,17 +140,21 @@ impl World {
         let now = at(self.now);
         for limit in LIMITS {
             let rows = store.read_slots(limit).await.unwrap();
-            let held: u32 = rows
-                .iter()
-                .filter(|r| r.live(now) && !r.waiting)
-                .map(|r| r.occupy)
-                .sum();
+            let held = held_at(&rows, now);
             assert!(
                 held <= self.sizes[limit],
                 "{limit} over its size at {now}: {rows:#?}"
             );
         }
     }
+}
+
+/// Slots held at `now` (live leases, not waiting).
+fn held_at(rows: &[orion::store::Slot], now: Timestamp) -> u32 {
+    rows.iter()
+        .filter(|r| r.live(now) && !r.waiting)
+        .map(|r| r.occupy)
+        .sum()
 }
 
 async fn interleavings(store: &dyn Store, seed: u64, steps: usize) {
