@@ -1,5 +1,7 @@
 //! Integration tests of orion through its public API.
 
+#[path = "../support/postgres.rs"]
+mod pg;
 #[path = "../support/recorder.rs"]
 mod recorder;
 #[path = "../support/temp.rs"]
@@ -13,6 +15,7 @@ mod flows;
 mod ledger_property;
 mod limits;
 mod logging;
+mod postgres;
 mod registry;
 mod schedule_errors;
 mod schedules;

@@ -4,12 +4,13 @@ use crate::temp::temp_db;
 
 #[tokio::test]
 async fn the_memory_store_passes_the_conformance_suite() {
-    orion::store::testing::run_all(MemoryStore::new).await;
+    orion::store::testing::run_all(|| async { MemoryStore::new() }).await;
 }
 
 #[tokio::test]
 async fn the_sqlite_store_passes_the_conformance_suite() {
-    orion::store::testing::run_all(|| SqliteStore::open(temp_db("conformance")).unwrap()).await;
+    orion::store::testing::run_all(|| async { SqliteStore::open(temp_db("conformance")).unwrap() })
+        .await;
 }
 
 #[tokio::test]

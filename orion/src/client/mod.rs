@@ -50,17 +50,19 @@ pub struct OrionClient {
 #[derive(Debug)]
 pub(crate) struct Signals {
     /// Woken when flow runs were created or moved back to Scheduled: an agent looks again.
-    pub(crate) runs_due: tokio::sync::Notify,
+    /// The store's own hint when it has one (see [`Store::runs_due_hint`]), so other
+    /// processes' changes wake this runtime's agents too.
+    pub(crate) runs_due: Arc<tokio::sync::Notify>,
     /// The ids of flow runs asked to cancel.
     pub(crate) cancels: tokio::sync::broadcast::Sender<Uuid>,
     /// Concurrency slots: this runtime's lease owner, what it renews, who waits.
     pub(crate) slots: slots::SlotSignals,
 }
 
-impl Default for Signals {
-    fn default() -> Self {
+impl Signals {
+    fn new(store: &dyn Store) -> Self {
         Signals {
-            runs_due: tokio::sync::Notify::new(),
+            runs_due: store.runs_due_hint().unwrap_or_default(),
             cancels: tokio::sync::broadcast::channel(1024).0,
             slots: slots::SlotSignals::default(),
         }
@@ -151,10 +153,11 @@ impl OrionClient {
 
     /// A client over `store` that reads time from `clock`.
     pub fn with_clock(store: Arc<dyn Store>, clock: Clock) -> Self {
+        let signals = Arc::new(Signals::new(&*store));
         OrionClient {
             store,
             clock,
-            signals: Arc::default(),
+            signals,
         }
     }
 

@@ -81,6 +81,14 @@ pub(crate) fn record_state_times<R: RunTimes>(run: &mut R, state: &State) {
     run.entered(state);
 }
 
+/// The first state of a new run: stored without data, with the run's times set from it.
+pub(crate) fn first_state<R: RunTimes>(run: &mut R) -> Option<State> {
+    let first = run.state_slot().take().map(strip)?;
+    record_state_times(run, &first);
+    *run.state_slot() = Some(first.clone());
+    Some(first)
+}
+
 /// The history keeps no result data: results live in the cache index only.
 pub(crate) fn strip(state: State) -> State {
     if state.data().is_some() {
@@ -144,4 +152,34 @@ pub(crate) fn keep_limit_identity(limit: &mut ConcurrencyLimit, stored: &Concurr
 /// Work queues in an agent's order: by priority, then name.
 pub(crate) fn sort_queues(queues: &mut [WorkQueue]) {
     queues.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
+}
+
+/// A state type as stored (the JSON spelling, `"COMPLETED"`).
+pub(crate) const fn type_code(kind: crate::state::StateType) -> &'static str {
+    use crate::state::StateType as T;
+    match kind {
+        T::Scheduled => "SCHEDULED",
+        T::Pending => "PENDING",
+        T::Running => "RUNNING",
+        T::Completed => "COMPLETED",
+        T::Failed => "FAILED",
+        T::Cancelled => "CANCELLED",
+        T::Crashed => "CRASHED",
+        T::Paused => "PAUSED",
+        T::Cancelling => "CANCELLING",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn type_codes_are_the_json_spelling() {
+        for kind in crate::state::StateType::ALL {
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                super::type_code(kind),
+                "{kind:?}"
+            );
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! Choosing a backend by URL: `memory://`, `sqlite://PATH`.
+//! Choosing a backend by URL: `memory://`, `sqlite://PATH`, `postgres://…`.
 
 use std::sync::Arc;
 
@@ -10,6 +10,10 @@ pub const URL_SCHEMES: &[&str] = &[
     "memory",
     #[cfg(feature = "sqlite")]
     "sqlite",
+    #[cfg(feature = "postgres")]
+    "postgres",
+    #[cfg(feature = "postgres")]
+    "postgresql",
 ];
 
 /// The store a URL names: `memory://` (a new in-memory store), or `sqlite://PATH` (feature
@@ -56,10 +60,80 @@ pub fn connect_blocking(url: &str) -> Result<Arc<dyn Store>> {
         Some(("sqlite", _)) => Err(bad(
             "this build has no SQLite store: enable orion's `sqlite` feature",
         )),
+        Some(("postgres" | "postgresql", _)) => postgres_blocking(url),
         _ => Err(bad(&format!(
-            "expected one of {}: memory:// or sqlite://PATH",
+            "expected one of {}: memory://, sqlite://PATH or postgres://USER@HOST/DATABASE",
             URL_SCHEMES.join(", ")
         ))),
+    }
+}
+
+/// A PostgreSQL store opened from code outside async: on a runtime of its own thread, as the
+/// store's connections and listener need one. (The store's tasks then run on that runtime,
+/// which lives as long as the process.)
+#[cfg(feature = "postgres")]
+fn postgres_blocking(url: &str) -> Result<Arc<dyn Store>> {
+    use std::sync::OnceLock;
+    static RUNTIME: OnceLock<std::io::Result<tokio::runtime::Runtime>> = OnceLock::new();
+    let runtime = RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("orion-postgres")
+                .enable_all()
+                .build()
+        })
+        .as_ref()
+        .map_err(|e| Error::Setting {
+            name: "database URL",
+            value: redact(url),
+            reason: format!("cannot start a runtime for the PostgreSQL store: {e}"),
+        })?;
+    let owned = url.to_owned();
+    let store = std::thread::scope(|s| {
+        s.spawn(|| runtime.block_on(postgres(&owned)))
+            .join()
+            .unwrap_or_else(|_| Err(setting(url, "opening the store panicked".into())))
+    })?;
+    Ok(store)
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_blocking(url: &str) -> Result<Arc<dyn Store>> {
+    Err(setting(
+        url,
+        "this build has no PostgreSQL store: enable orion's `postgres` feature".into(),
+    ))
+}
+
+/// A PostgreSQL store: a malformed URL is a setting error naming it (password hidden), a
+/// database that cannot be used a store error.
+#[cfg(feature = "postgres")]
+async fn postgres(url: &str) -> Result<Arc<dyn Store>> {
+    super::postgres::parse_url(url).map_err(|reason| setting(url, reason))?;
+    Ok(Arc::new(super::PostgresStore::connect(url).await?))
+}
+
+fn setting(url: &str, reason: String) -> Error {
+    Error::Setting {
+        name: "database URL",
+        value: redact(url),
+        reason,
+    }
+}
+
+/// A URL with its password, if any, replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
     }
 }
 
@@ -69,6 +143,10 @@ pub fn connect_blocking(url: &str) -> Result<Arc<dyn Store>> {
 ///
 /// As [`connect_blocking`].
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    #[cfg(feature = "postgres")]
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return postgres(url).await;
+    }
     let owned = url.to_owned();
     tokio::task::spawn_blocking(move || connect_blocking(&owned))
         .await

@@ -10,6 +10,8 @@ mod error;
 mod filter;
 mod ledger;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod records;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -27,6 +29,8 @@ pub use error::StoreError;
 pub use filter::{DeploymentFilter, FlowRunFilter, LogFilter, Sort, TaskRunFilter};
 pub use ledger::{Acquired, ConcurrencyLimit, Slot, SlotRequest, tag_limit_name};
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use records::{
     CatchUp, Collision, Deployment, DeploymentConcurrency, DeploymentSchedule, Flow, FlowRun,
     Lease, LogLevel, LogRecord, TaskRun, WorkQueue,
@@ -356,5 +360,14 @@ pub trait Store: Send + Sync + 'static {
     /// resolves at once, for backends whose writes are durable when answered.
     fn flush(&self) -> StoreFuture<'_, ()> {
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Woken (a hint, never a promise) when another process may have made flow runs
+    /// claimable: created or rescheduled them, resumed a queue, freed a slot. A runtime's
+    /// agents wake on it as on their own process's changes, instead of at their next poll.
+    /// None (the default): the backend has no such channel, and agents in other processes
+    /// find new work by polling.
+    fn runs_due_hint(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
     }
 }

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 
 use super::many;
-use super::runs::type_code;
+use crate::store::bookkeeping::type_code;
 use crate::store::{FlowRun, FlowRunFilter, Sort, StoreError, TaskRun, TaskRunFilter};
 
 /// How far a stored time may be from the record's own (times migrated from schema version 1

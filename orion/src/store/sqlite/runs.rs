@@ -8,16 +8,9 @@ use uuid::Uuid;
 
 use super::{backend, by_id, exec, json, parse};
 use crate::state::State;
-use crate::store::bookkeeping::{RunTimes, record_state_times, strip};
+pub(super) use crate::store::bookkeeping::first_state;
+use crate::store::bookkeeping::{RunTimes, record_state_times, strip, type_code};
 use crate::store::{FlowRun, SetState, StoreError, TaskRun};
-
-/// The first state of a new run: stored without data, with the run's times set from it.
-pub(super) fn first_state<R: RunTimes>(run: &mut R) -> Option<State> {
-    let first = run.state_slot().take().map(strip)?;
-    record_state_times(run, &first);
-    *run.state_slot() = Some(first.clone());
-    Some(first)
-}
 
 /// The statement that writes a run over its row in `$table`; see [`update_run`]. The
 /// history is always our own compact array, so appending is text surgery, not a parse.
@@ -122,22 +115,6 @@ pub(super) fn state_columns<R: RunTable>(run: &mut R) -> StateColumns {
     }
 }
 
-/// A state type as stored (the JSON spelling, `"COMPLETED"`).
-pub(super) const fn type_code(kind: crate::state::StateType) -> &'static str {
-    use crate::state::StateType as T;
-    match kind {
-        T::Scheduled => "SCHEDULED",
-        T::Pending => "PENDING",
-        T::Running => "RUNNING",
-        T::Completed => "COMPLETED",
-        T::Failed => "FAILED",
-        T::Cancelled => "CANCELLED",
-        T::Crashed => "CRASHED",
-        T::Paused => "PAUSED",
-        T::Cancelling => "CANCELLING",
-    }
-}
-
 /// A run's history as stored: a JSON array of the encoded states.
 pub(super) fn history(states: &[String]) -> String {
     format!("[{}]", states.join(","))
@@ -217,18 +194,4 @@ pub(super) fn set_state<R: RunTable>(
     update_run(conn, &mut run, &id.to_string(), expected, &entered.state)?;
     store_cache(conn, &entered.cache)?;
     Ok(SetState::Written)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn type_codes_are_the_json_spelling() {
-        for kind in crate::state::StateType::ALL {
-            assert_eq!(
-                serde_json::to_value(kind).unwrap(),
-                super::type_code(kind),
-                "{kind:?}"
-            );
-        }
-    }
 }

@@ -14,21 +14,22 @@ mod limits;
 
 pub use limits::{claims_keep_deployment_limits, the_ledger_grants_in_line_and_lapses};
 
-/// Runs every check against stores made by `make`, one fresh store per check.
-pub async fn run_all<S: Store, F: Fn() -> S>(make: F) {
-    flows_are_unique_by_name(&make()).await;
-    runs_keep_state_history(&make()).await;
-    compare_and_set_refuses_stale_writes(&make()).await;
-    filters_and_sorting(&make()).await;
-    task_runs_and_cache(&make()).await;
-    logs_by_run(&make()).await;
-    missing_records_are_errors(&make()).await;
-    idempotency_keys_return_the_first_run(&make()).await;
-    taken_ids_are_refused(&make()).await;
-    deletes_take_task_runs_states_and_logs_along(&make()).await;
-    deployments_are_upserted_all_or_none(&make()).await;
-    the_ledger_grants_in_line_and_lapses(&make()).await;
-    claims_keep_deployment_limits(&make()).await;
+/// Runs every check against stores made by `make`, one fresh store per check (`make` is
+/// async, as opening a networked store is).
+pub async fn run_all<S: Store, F: Fn() -> Fut, Fut: std::future::Future<Output = S>>(make: F) {
+    flows_are_unique_by_name(&make().await).await;
+    runs_keep_state_history(&make().await).await;
+    compare_and_set_refuses_stale_writes(&make().await).await;
+    filters_and_sorting(&make().await).await;
+    task_runs_and_cache(&make().await).await;
+    logs_by_run(&make().await).await;
+    missing_records_are_errors(&make().await).await;
+    idempotency_keys_return_the_first_run(&make().await).await;
+    taken_ids_are_refused(&make().await).await;
+    deletes_take_task_runs_states_and_logs_along(&make().await).await;
+    deployments_are_upserted_all_or_none(&make().await).await;
+    the_ledger_grants_in_line_and_lapses(&make().await).await;
+    claims_keep_deployment_limits(&make().await).await;
 }
 
 /// Creating a flow twice returns the first record.

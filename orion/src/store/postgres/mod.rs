@@ -1,0 +1,117 @@
+//! `PostgresStore`: every record in one PostgreSQL database, shared by every process on every
+//! machine (feature `postgres`).
+//!
+//! Records are kept as JSON text with the columns queries select on beside them, as in the
+//! SQLite store; a run's state history is a table of its own. Every run state write is a
+//! compare-and-set on the run's current state id, and every other read-modify-write of a row
+//! checks the row's revision (`rev`) or holds its lock, so any number of processes may write at
+//! once. `db` is the connection layer (pool, retries, errors), `schema` the migrations, `runs`
+//! the run rows, `queries` the `Store` implementation, `queues` claims and leases, `ledger`
+//! the concurrency ledger, `filters` the SQL of filters and `listen` the wake-up channel.
+
+mod db;
+mod filters;
+mod ledger;
+mod listen;
+mod queries;
+mod queues;
+mod runs;
+mod schema;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::StoreError;
+
+pub(crate) use db::parse_url;
+
+/// A [`Store`](super::Store) in a PostgreSQL database: versioned schema, a connection pool,
+/// and a listening connection that wakes this process's agents when another process makes
+/// runs due.
+///
+/// Open one per process with [`PostgresStore::connect`] (or `Orion::open("postgres://…")`);
+/// every process and machine pointing at the same database shares every flow, run, state,
+/// log, deployment, work queue and lease. Claims lock the runs they take with
+/// `FOR UPDATE SKIP LOCKED`, so agents never wait for each other and never both get a run.
+///
+/// A connection lost mid-operation (the server restarting, a killed backend, the network gone
+/// for a while) is retried with backoff for up to [`PostgresStore::RETRY_FOR`]; writes are
+/// written so that a retry of one that had in fact committed finds it done and answers as the
+/// first attempt would have.
+pub struct PostgresStore {
+    db: db::Db,
+    /// Woken by the listener on every notification that runs may be claimable.
+    due: Arc<tokio::sync::Notify>,
+    /// The listening connection's task; stopped with the store.
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("database", &self.db.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl PostgresStore {
+    /// How long an operation that lost its connection is retried before it fails.
+    pub const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// Connects to the database a `postgres://` (or `postgresql://`) URL names, brings its
+    /// schema up to date (under an advisory lock: processes opening a new database at once
+    /// migrate it once) and starts listening for wake-ups.
+    ///
+    /// The URL takes libpq's options (`host`, `port`, `user`, `password`, `dbname`,
+    /// `connect_timeout`, `options=-c search_path=…`, …) and orion's own `pool_size` (the most
+    /// connections this process opens; 16 by default). Only `sslmode=disable` or `prefer`
+    /// (which then connects without TLS) are accepted: this build has no TLS.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] saying what was wrong: a malformed URL, a server that cannot
+    /// be reached, a refused password, a missing database, a database written by a newer
+    /// orion (left untouched) or holding another program's tables of the same names.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let db = db::Db::open(url).await?;
+        schema::migrate(&db).await?;
+        let due = Arc::new(tokio::sync::Notify::new());
+        let listener = tokio::spawn(listen::run(db.config().clone(), Arc::clone(&due)));
+        Ok(PostgresStore { db, due, listener })
+    }
+
+    /// The schema version of the database.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be read.
+    pub async fn schema_version(&self) -> Result<i32, StoreError> {
+        schema::version(&self.db).await
+    }
+}
+
+/// The channel every store notifies when flow runs may have become claimable.
+const RUNS_DUE: &str = "orion_runs_due";
+
+fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Backend(format!("cannot encode a record: {e}")))
+}
+
+fn parse<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Backend(format!("corrupt record in the database: {e}")))
+}
+
+/// A time as its column keeps it: nanoseconds since the epoch (the far future capped).
+fn nanos(t: jiff::Timestamp) -> i64 {
+    i64::try_from(t.as_nanosecond()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,673 @@
+//! The `Store` operations of [`PostgresStore`]: each one statement or one transaction on a
+//! pooled connection, retried while the database is out of reach.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::db::{Fail, Q, retrying};
+use super::runs::{first_state_of, history, set_state};
+use super::{PostgresStore, RUNS_DUE, filters, json, ledger, nanos, queues};
+use crate::state::State;
+use crate::store::bookkeeping::{sort_queues, type_code};
+use crate::store::{
+    Acquired, Claim, ConcurrencyLimit, Deployment, DeploymentFilter, DeploymentVersion, Flow,
+    FlowRun, FlowRunFilter, LogFilter, LogRecord, Renewal, SetState, Slot, SlotRequest, Store,
+    StoreError, StoreFuture, TaskRun, TaskRunFilter, WorkQueue,
+};
+
+/// Tells every listening process that flow runs may be claimable (delivered at commit).
+async fn notify_due(q: &impl Q) -> Result<(), Fail> {
+    q.exec("SELECT pg_notify($1, '')", &[&RUNS_DUE]).await?;
+    Ok(())
+}
+
+/// Whether a flow run entering `state` may make runs claimable: it waits to be claimed
+/// (Scheduled), or it finished and so freed its queue's and deployment's slot.
+fn wakes(state: Option<&State>) -> bool {
+    state.is_some_and(|s| s.is_scheduled() || s.is_final())
+}
+
+impl Store for PostgresStore {
+    fn upsert_flow(&self, flow: Flow) -> StoreFuture<'_, Flow> {
+        Box::pin(async move {
+            let body = json(&flow)?;
+            retrying!(&self.db, |c, _attempt| {
+                // One statement, so two processes creating the same flow cannot collide.
+                c.exec(
+                    "INSERT INTO flows (id, name, body) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+                    &[&flow.id, &flow.name, &body],
+                )
+                .await?;
+                let stored: Option<Flow> = c
+                    .body("SELECT body FROM flows WHERE name = $1", &[&flow.name])
+                    .await?;
+                stored.ok_or_else(|| {
+                    Fail::Store(StoreError::Backend(format!(
+                        "flow {:?} vanished while being created",
+                        flow.name
+                    )))
+                })
+            })
+        })
+    }
+
+    fn read_flow(&self, id: Uuid) -> StoreFuture<'_, Option<Flow>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| c
+                .body("SELECT body FROM flows WHERE id = $1", &[&id])
+                .await)
+        })
+    }
+
+    fn read_flow_by_name<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Flow>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| c
+                .body("SELECT body FROM flows WHERE name = $1", &[&name])
+                .await)
+        })
+    }
+
+    fn read_flows(&self) -> StoreFuture<'_, Vec<Flow>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| c
+                .bodies("SELECT body FROM flows ORDER BY name", &[])
+                .await)
+        })
+    }
+
+    fn create_flow_run(&self, run: FlowRun) -> StoreFuture<'_, FlowRun> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, attempt| {
+                let stored = insert_flow_run(&*c, run.clone(), attempt > 0).await?;
+                if wakes(stored.state.as_ref()) {
+                    notify_due(&*c).await?;
+                }
+                Ok(stored)
+            })
+        })
+    }
+
+    fn create_flow_runs(&self, runs: Vec<FlowRun>) -> StoreFuture<'_, Vec<FlowRun>> {
+        // One transaction for the lot: a scheduler's bulk insert, all or none.
+        Box::pin(async move {
+            retrying!(&self.db, |c, attempt| {
+                let tx = c.transaction().await?;
+                let mut stored = Vec::with_capacity(runs.len());
+                for run in &runs {
+                    stored.push(insert_flow_run(&tx, run.clone(), attempt > 0).await?);
+                }
+                if stored.iter().any(|r| wakes(r.state.as_ref())) {
+                    notify_due(&tx).await?;
+                }
+                tx.commit().await?;
+                Ok(stored)
+            })
+        })
+    }
+
+    fn delete_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, usize> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| {
+                let tx = c.transaction().await?;
+                let deleted = filters::delete_flow_runs(&tx, filter).await?;
+                tx.commit().await?;
+                Ok(deleted)
+            })
+        })
+    }
+
+    fn upsert_deployments(&self, deployments: Vec<Deployment>) -> StoreFuture<'_, Vec<Deployment>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| {
+                let tx = c.transaction().await?;
+                let mut stored = Vec::with_capacity(deployments.len());
+                for d in &deployments {
+                    stored.push(upsert_deployment(&tx, d.clone()).await?);
+                }
+                tx.commit().await?;
+                Ok(stored)
+            })
+        })
+    }
+
+    fn read_deployment(&self, id: Uuid) -> StoreFuture<'_, Option<Deployment>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| c
+                .body("SELECT body FROM deployments WHERE id = $1", &[&id])
+                .await)
+        })
+    }
+
+    fn read_deployment_by_name<'a>(
+        &'a self,
+        flow_name: &'a str,
+        name: &'a str,
+    ) -> StoreFuture<'a, Option<Deployment>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| {
+                c
+                .body(
+                    "SELECT d.body FROM deployments d JOIN flows f ON f.id = d.flow_id WHERE f.name = $1 AND d.name = $2",
+                    &[&flow_name, &name],
+                )
+                .await
+            })
+        })
+    }
+
+    fn read_deployments<'a>(
+        &'a self,
+        filter: &'a DeploymentFilter,
+    ) -> StoreFuture<'a, Vec<Deployment>> {
+        Box::pin(async move {
+            let all: Vec<Deployment> = retrying!(&self.db, |c, _attempt| c
+                .bodies("SELECT body FROM deployments", &[])
+                .await)?;
+            let mut found: Vec<Deployment> =
+                all.into_iter().filter(|d| filter.matches(d)).collect();
+            found.sort_by(|a, b| (&a.flow_name, &a.name).cmp(&(&b.flow_name, &b.name)));
+            Ok(found)
+        })
+    }
+
+    fn read_deployment_versions(&self) -> StoreFuture<'_, Vec<DeploymentVersion>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| {
+                let rows = c
+                    .rows("SELECT id, updated, paused FROM deployments", &[])
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        let updated: i64 = r.try_get(1)?;
+                        Ok(DeploymentVersion {
+                            id: r.try_get(0)?,
+                            updated: jiff::Timestamp::from_nanosecond(i128::from(updated))
+                                .map_err(|e| {
+                                    StoreError::Backend(format!("unreadable update time: {e}"))
+                                })?,
+                            paused: r.try_get(2)?,
+                        })
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    fn delete_deployment(&self, id: Uuid) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| Ok(c
+                .exec("DELETE FROM deployments WHERE id = $1", &[&id])
+                .await?
+                > 0))
+        })
+    }
+
+    fn read_flow_run(&self, id: Uuid) -> StoreFuture<'_, Option<FlowRun>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| c
+                .body("SELECT body FROM flow_runs WHERE id = $1", &[&id])
+                .await)
+        })
+    }
+
+    fn read_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, Vec<FlowRun>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| filters::flow_runs(&*c, filter)
+                .await)
+        })
+    }
+
+    fn set_flow_run_state(
+        &self,
+        id: Uuid,
+        expected: Option<Uuid>,
+        state: State,
+    ) -> StoreFuture<'_, SetState> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, attempt| {
+                let written = set_state::<FlowRun>(&*c, id, expected, &state, attempt > 0).await?;
+                if written == SetState::Written && wakes(Some(&state)) {
+                    notify_due(&*c).await?;
+                }
+                Ok(written)
+            })
+        })
+    }
+
+    fn read_flow_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
+        Box::pin(
+            async move { retrying!(&self.db, |c, _attempt| history::<FlowRun>(&*c, id).await) },
+        )
+    }
+
+    fn create_task_run(&self, run: TaskRun) -> StoreFuture<'_, TaskRun> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, attempt| insert_task_run(
+                &*c,
+                run.clone(),
+                attempt > 0
+            )
+            .await)
+        })
+    }
+
+    fn read_task_run(&self, id: Uuid) -> StoreFuture<'_, Option<TaskRun>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| c
+                .body("SELECT body FROM task_runs WHERE id = $1", &[&id])
+                .await)
+        })
+    }
+
+    fn read_task_runs<'a>(&'a self, filter: &'a TaskRunFilter) -> StoreFuture<'a, Vec<TaskRun>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| filters::task_runs(&*c, filter)
+                .await)
+        })
+    }
+
+    fn set_task_run_state(
+        &self,
+        id: Uuid,
+        expected: Option<Uuid>,
+        state: State,
+    ) -> StoreFuture<'_, SetState> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, attempt| set_state::<TaskRun>(
+                &*c,
+                id,
+                expected,
+                &state,
+                attempt > 0
+            )
+            .await)
+        })
+    }
+
+    fn read_task_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
+        Box::pin(
+            async move { retrying!(&self.db, |c, _attempt| history::<TaskRun>(&*c, id).await) },
+        )
+    }
+
+    fn read_cached_state<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<State>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| c
+                .body("SELECT body FROM cache WHERE key = $1", &[&key])
+                .await)
+        })
+    }
+
+    fn claim_flow_runs<'a>(&'a self, claim: &'a Claim) -> StoreFuture<'a, Vec<FlowRun>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, attempt| {
+                let tx = c.transaction().await?;
+                let claimed = queues::claim(&tx, claim, attempt > 0).await?;
+                tx.commit().await?;
+                Ok(claimed)
+            })
+        })
+    }
+
+    fn renew_leases(
+        &self,
+        owner: Uuid,
+        runs: Vec<Uuid>,
+        expires: jiff::Timestamp,
+        now: jiff::Timestamp,
+    ) -> StoreFuture<'_, Vec<Renewal>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| {
+                let tx = c.transaction().await?;
+                let renewed = queues::renew(&tx, owner, &runs, expires, now).await?;
+                tx.commit().await?;
+                Ok(renewed)
+            })
+        })
+    }
+
+    fn upsert_work_queue(&self, queue: WorkQueue) -> StoreFuture<'_, WorkQueue> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| {
+                let tx = c.transaction().await?;
+                let stored = queues::upsert(&tx, queue.clone()).await?;
+                // Resumed, or given room: its runs may be claimable now.
+                notify_due(&tx).await?;
+                tx.commit().await?;
+                Ok(stored)
+            })
+        })
+    }
+
+    fn read_work_queue<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<WorkQueue>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| c
+                .body("SELECT body FROM work_queues WHERE name = $1", &[&name])
+                .await)
+        })
+    }
+
+    fn read_work_queues(&self) -> StoreFuture<'_, Vec<WorkQueue>> {
+        Box::pin(async move {
+            let mut queues: Vec<WorkQueue> = retrying!(&self.db, |c, _attempt| c
+                .bodies("SELECT body FROM work_queues", &[])
+                .await)?;
+            sort_queues(&mut queues);
+            Ok(queues)
+        })
+    }
+
+    fn delete_work_queue<'a>(&'a self, name: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| Ok(c
+                .exec("DELETE FROM work_queues WHERE name = $1", &[&name])
+                .await?
+                > 0))
+        })
+    }
+
+    fn poll_work_queues(
+        &self,
+        names: Vec<String>,
+        agent: String,
+        at: jiff::Timestamp,
+    ) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| {
+                let tx = c.transaction().await?;
+                queues::polled(&tx, &names, &agent, at).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+        })
+    }
+
+    fn upsert_concurrency_limit(
+        &self,
+        limit: ConcurrencyLimit,
+    ) -> StoreFuture<'_, ConcurrencyLimit> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| {
+                let tx = c.transaction().await?;
+                let stored = ledger::upsert(&tx, limit.clone()).await?;
+                tx.commit().await?;
+                Ok(stored)
+            })
+        })
+    }
+
+    fn read_concurrency_limit<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> StoreFuture<'a, Option<ConcurrencyLimit>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| c
+                .body(
+                    "SELECT body FROM concurrency_limits WHERE name = $1",
+                    &[&name]
+                )
+                .await)
+        })
+    }
+
+    fn read_concurrency_limits(&self) -> StoreFuture<'_, Vec<ConcurrencyLimit>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| c
+                .bodies("SELECT body FROM concurrency_limits ORDER BY name", &[])
+                .await)
+        })
+    }
+
+    fn delete_concurrency_limit<'a>(&'a self, name: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| {
+                let tx = c.transaction().await?;
+                let existed = ledger::delete(&tx, name).await?;
+                tx.commit().await?;
+                Ok(existed)
+            })
+        })
+    }
+
+    fn read_slots<'a>(&'a self, limit: &'a str) -> StoreFuture<'a, Vec<Slot>> {
+        Box::pin(async move { retrying!(&self.db, |c, _attempt| ledger::rows(&*c, limit).await) })
+    }
+
+    fn acquire_slots(&self, request: SlotRequest) -> StoreFuture<'_, Acquired> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| {
+                let tx = c.transaction().await?;
+                let acquired = ledger::acquire(&tx, &request).await?;
+                tx.commit().await?;
+                Ok(acquired)
+            })
+        })
+    }
+
+    fn release_slots(&self, holder: Uuid) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(
+            async move { retrying!(&self.db, |c, _attempt| ledger::release(&*c, holder).await) },
+        )
+    }
+
+    fn renew_slots(
+        &self,
+        owner: Uuid,
+        holders: Vec<Uuid>,
+        expires: jiff::Timestamp,
+        now: jiff::Timestamp,
+    ) -> StoreFuture<'_, Vec<Uuid>> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| {
+                let tx = c.transaction().await?;
+                let lost = ledger::renew(&tx, owner, &holders, expires, now).await?;
+                tx.commit().await?;
+                Ok(lost)
+            })
+        })
+    }
+
+    fn reset_slots<'a>(&'a self, limit: &'a str) -> StoreFuture<'a, usize> {
+        Box::pin(async move { retrying!(&self.db, |c, _attempt| ledger::reset(&*c, limit).await) })
+    }
+
+    fn reap_slots(&self, now: jiff::Timestamp) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(async move { retrying!(&self.db, |c, _attempt| ledger::reap(&*c, now).await) })
+    }
+
+    fn write_logs(&self, logs: Vec<LogRecord>) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            if logs.is_empty() {
+                return Ok(());
+            }
+            let flow_runs: Vec<Option<Uuid>> = logs.iter().map(|l| l.flow_run_id).collect();
+            let task_runs: Vec<Option<Uuid>> = logs.iter().map(|l| l.task_run_id).collect();
+            let levels: Vec<i32> = logs.iter().map(|l| l.level as i32).collect();
+            let times: Vec<i64> = logs.iter().map(|l| nanos(l.timestamp)).collect();
+            let bodies = logs.iter().map(json).collect::<Result<Vec<String>, _>>()?;
+            // One statement for the lot, in order (`id` follows the arrays' order).
+            retrying!(&self.db, |c, _attempt| {
+                c.exec(
+                    "INSERT INTO logs (flow_run_id, task_run_id, level, ts, body) SELECT f, t, v, ts, b FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::bigint[], $5::text[]) WITH ORDINALITY AS l(f, t, v, ts, b, n) ORDER BY n",
+                    &[&flow_runs, &task_runs, &levels, &times, &bodies],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+    }
+
+    fn read_logs<'a>(&'a self, filter: &'a LogFilter) -> StoreFuture<'a, Vec<LogRecord>> {
+        Box::pin(async move {
+            let min = filter.min_level.map_or(0, |l| l as i32);
+            let limit = filter
+                .limit
+                .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+            let logs: Vec<LogRecord> = retrying!(&self.db, |c, _attempt| {
+                match (filter.flow_run_id, filter.task_run_id) {
+                (Some(id), _) => c.bodies("SELECT body FROM logs WHERE flow_run_id = $1 AND level >= $2 ORDER BY ts, id LIMIT $3", &[&id, &min, &limit]).await,
+                (None, Some(id)) => c.bodies("SELECT body FROM logs WHERE task_run_id = $1 AND level >= $2 ORDER BY ts, id LIMIT $3", &[&id, &min, &limit]).await,
+                (None, None) => c.bodies("SELECT body FROM logs WHERE level >= $1 ORDER BY ts, id LIMIT $2", &[&min, &limit]).await,
+            }
+            })?;
+            Ok(logs.into_iter().filter(|l| filter.matches(l)).collect())
+        })
+    }
+
+    fn runs_due_hint(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(Arc::clone(&self.due))
+    }
+}
+
+/// Inserts a flow run with its first state (or, for a taken idempotency key, answers the
+/// stored run with that key). `retried`: finding this very run stored is success.
+async fn insert_flow_run(q: &impl Q, mut run: FlowRun, retried: bool) -> Result<FlowRun, Fail> {
+    let first = first_state_of(&mut run)?;
+    let state = run.state.as_ref();
+    let inserted = q
+        .one(
+            "WITH r AS (INSERT INTO flow_runs (id, flow_id, deployment_id, parent_task_run_id, idempotency_key, work_queue, tags, state_id, state_type, state_name, created, expected_start, lease_until, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING RETURNING id), s AS (INSERT INTO flow_run_states (run_id, body) SELECT id, $15 FROM r WHERE $15::text IS NOT NULL) SELECT count(*) FROM r",
+            &[
+                &run.id,
+                &run.flow_id,
+                &run.deployment_id,
+                &run.parent_task_run_id,
+                &run.idempotency_key,
+                &run.work_queue_name,
+                &run.tags,
+                &state.map(State::id),
+                &state.map(|s| type_code(s.state_type())),
+                &state.map(|s| s.name().to_owned()),
+                &nanos(run.created),
+                &run.expected_start_time.map(nanos),
+                &run.lease.as_ref().map(|l| nanos(l.expires)),
+                &json(&run)?,
+                &first,
+            ],
+        )
+        .await
+        .map_err(|e| match e.code() {
+            Some(code) if *code == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => {
+                Fail::Store(StoreError::NotFound {
+                    what: "flow",
+                    id: run.flow_id,
+                })
+            }
+            _ => e,
+        })?;
+    if inserted.try_get::<_, i64>(0)? > 0 {
+        return Ok(run);
+    }
+    // A conflict: this id taken, or the idempotency key.
+    let by_id: Option<FlowRun> = q
+        .body("SELECT body FROM flow_runs WHERE id = $1", &[&run.id])
+        .await?;
+    if let Some(existing) = by_id {
+        if retried {
+            return Ok(existing);
+        }
+        return Err(StoreError::AlreadyExists {
+            what: "flow run",
+            key: run.id.to_string(),
+        }
+        .into());
+    }
+    let by_key: Option<FlowRun> = q
+        .body(
+            "SELECT body FROM flow_runs WHERE flow_id = $1 AND idempotency_key = $2",
+            &[&run.flow_id, &run.idempotency_key],
+        )
+        .await?;
+    by_key.ok_or_else(|| {
+        Fail::Store(StoreError::Backend(format!(
+            "flow run {} was refused by the database without a reason",
+            run.id
+        )))
+    })
+}
+
+/// Inserts a task run with its first state. `retried`: finding this very run stored is
+/// success.
+async fn insert_task_run(q: &impl Q, mut run: TaskRun, retried: bool) -> Result<TaskRun, Fail> {
+    let first = first_state_of(&mut run)?;
+    let state = run.state.as_ref();
+    let inserted = q
+        .one(
+            "WITH r AS (INSERT INTO task_runs (id, flow_run_id, name, state_id, state_type, body) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING id), s AS (INSERT INTO task_run_states (run_id, body) SELECT id, $7 FROM r WHERE $7::text IS NOT NULL) SELECT count(*) FROM r",
+            &[
+                &run.id,
+                &run.flow_run_id,
+                &run.name,
+                &state.map(State::id),
+                &state.map(|s| type_code(s.state_type())),
+                &json(&run)?,
+                &first,
+            ],
+        )
+        .await
+        .map_err(|e| match e.code() {
+            Some(code) if *code == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => {
+                Fail::Store(StoreError::NotFound {
+                    what: "flow run",
+                    id: run.flow_run_id.unwrap_or_default(),
+                })
+            }
+            _ => e,
+        })?;
+    if inserted.try_get::<_, i64>(0)? == 0 && !retried {
+        return Err(StoreError::AlreadyExists {
+            what: "task run",
+            key: run.id.to_string(),
+        }
+        .into());
+    }
+    Ok(run)
+}
+
+/// Creates or updates one deployment by flow and name, keeping a stored one's id and creation
+/// time.
+async fn upsert_deployment(
+    tx: &deadpool_postgres::Transaction<'_>,
+    mut d: Deployment,
+) -> Result<Deployment, Fail> {
+    let flow = tx
+        .opt("SELECT 1 FROM flows WHERE id = $1", &[&d.flow_id])
+        .await?;
+    if flow.is_none() {
+        return Err(StoreError::NotFound {
+            what: "flow",
+            id: d.flow_id,
+        }
+        .into());
+    }
+    loop {
+        let existing: Option<Deployment> = tx
+            .body(
+                "SELECT body FROM deployments WHERE flow_id = $1 AND name = $2 FOR UPDATE",
+                &[&d.flow_id, &d.name],
+            )
+            .await?;
+        let body = |d: &Deployment| json(d);
+        if let Some(existing) = existing {
+            d.id = existing.id;
+            d.created = existing.created;
+            tx.exec(
+                "UPDATE deployments SET updated = $2, paused = $3, body = $4 WHERE id = $1",
+                &[&d.id, &nanos(d.updated), &d.paused, &body(&d)?],
+            )
+            .await?;
+            return Ok(d);
+        }
+        let inserted = tx
+            .exec(
+                "INSERT INTO deployments (id, flow_id, name, updated, paused, body) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (flow_id, name) DO NOTHING",
+                &[&d.id, &d.flow_id, &d.name, &nanos(d.updated), &d.paused, &body(&d)?],
+            )
+            .await?;
+        if inserted > 0 {
+            return Ok(d);
+        }
+        // Another process created it meanwhile: update that one.
+    }
+}
