@@ -174,17 +174,28 @@ async fn old_finished_runs_are_deleted_by_the_retention_helper() {
     assert!(left.iter().any(|r| r.name == "waiting"));
 }
 
-/// The same records in both stores, and filters of every kind: the file store, which narrows
-/// rows through its indexes, must answer exactly as the memory store does.
-#[tokio::test]
-async fn sqlite_and_memory_answer_every_filter_alike() {
+/// The same records in every store, and filters of every kind: the file and database stores,
+/// which narrow rows through their indexes (PostgreSQL also sorts and pages), must answer
+/// exactly as the memory store does. PostgreSQL joins in when a test server is configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_store_answers_every_filter_alike() {
     use orion::store::{Flow, FlowRun, FlowRunFilter, Sort, TaskRun, TaskRunFilter};
     use orion::{State, StateType};
     use std::sync::Arc;
 
     let memory = MemoryStore::new();
-    let sqlite = SqliteStore::open(temp_db("alike")).unwrap();
-    let stores: [&dyn Store; 2] = [&memory, &sqlite];
+    let mut others: Vec<(&str, Box<dyn Store>)> = vec![(
+        "sqlite",
+        Box::new(SqliteStore::open(temp_db("alike")).unwrap()),
+    )];
+    if let Some(server) = crate::pg::server() {
+        let url = crate::pg::fresh_url(&server, "alike").await;
+        let store = orion::store::PostgresStore::connect(&url).await.unwrap();
+        others.push(("postgres", Box::new(store)));
+    }
+    let stores: Vec<&dyn Store> = std::iter::once(&memory as &dyn Store)
+        .chain(others.iter().map(|(_, s)| &**s))
+        .collect();
     let base: jiff::Timestamp = "2026-03-29T00:30:00Z".parse().unwrap();
     let at = |minutes: i64| base + jiff::SignedDuration::from_secs(minutes * 60);
     let flows = [Flow::new("etl"), Flow::new("report"), Flow::new("sync")];
@@ -217,7 +228,7 @@ async fn sqlite_and_memory_answer_every_filter_alike() {
         });
         runs.push(run);
     }
-    for store in stores {
+    for &store in &stores {
         for flow in &flows {
             store.upsert_flow(flow.clone()).await.unwrap();
         }
@@ -241,7 +252,7 @@ async fn sqlite_and_memory_answer_every_filter_alike() {
             tasks.push(task);
         }
     }
-    for store in stores {
+    for &store in &stores {
         for task in &tasks {
             store.create_task_run(task.clone()).await.unwrap();
         }
@@ -296,8 +307,10 @@ async fn sqlite_and_memory_answer_every_filter_alike() {
     let mut answered = 0;
     for filter in flow_filters {
         let mem: Vec<_> = names(memory.read_flow_runs(&filter).await.unwrap());
-        let file: Vec<_> = names(sqlite.read_flow_runs(&filter).await.unwrap());
-        assert_eq!(file, mem, "{filter:?}");
+        for (name, store) in &others {
+            let theirs: Vec<_> = names(store.read_flow_runs(&filter).await.unwrap());
+            assert_eq!(theirs, mem, "{name}: {filter:?}");
+        }
         answered += usize::from(!mem.is_empty());
     }
     assert!(answered >= 20, "only {answered} filters matched anything");
@@ -317,7 +330,9 @@ async fn sqlite_and_memory_answer_every_filter_alike() {
     let task_names = |runs: Vec<TaskRun>| runs.into_iter().map(|r| r.name).collect::<Vec<_>>();
     for filter in task_filters {
         let mem = task_names(memory.read_task_runs(&filter).await.unwrap());
-        let file = task_names(sqlite.read_task_runs(&filter).await.unwrap());
-        assert_eq!(file, mem, "{filter:?}");
+        for (name, store) in &others {
+            let theirs = task_names(store.read_task_runs(&filter).await.unwrap());
+            assert_eq!(theirs, mem, "{name}: {filter:?}");
+        }
     }
 }

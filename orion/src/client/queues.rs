@@ -258,11 +258,10 @@ impl OrionClient {
                     .exclude_deployments(limits.full.iter().copied())
                     .limit(want.saturating_mul(2).saturating_add(8));
                 let candidates = self.read_flow_runs(&filter).await?;
+                // Every candidate goes to the store, `want` of them to take: when other agents
+                // take the first ones meanwhile, this claim takes the next instead of none.
                 let mut runs: Vec<ClaimRun> = Vec::new();
                 for r in &candidates {
-                    if runs.len() == want {
-                        break;
-                    }
                     if !request
                         .flows
                         .as_ref()
@@ -298,10 +297,17 @@ impl OrionClient {
                     .iter()
                     .map(|c| (c.id, c.deployment_limit.as_ref().map(|d| d.deployment_id)))
                     .collect();
-                let claim = Claim::new(queue.name.clone(), runs, lease.clone());
+                let claim = Claim::new(queue.name.clone(), runs, lease.clone()).take(want);
                 let written = self.store.claim_flow_runs(&claim).await?;
                 let full_before = limits.full.len();
-                for (id, deployment) in asked {
+                let took = written
+                    .iter()
+                    .filter(|w| w.state.as_ref().is_some_and(State::is_pending))
+                    .count();
+                // A claim that took all it wanted may have stopped before later runs: only
+                // one that took fewer went through every run it was given.
+                let looked_at_all = took < want;
+                for (id, deployment) in asked.into_iter().filter(|_| looked_at_all) {
                     let run = written.iter().find(|w| w.id == id);
                     let pending =
                         run.is_some_and(|w| w.state.as_ref().is_some_and(State::is_pending));

@@ -56,6 +56,9 @@ pub struct Claim {
     pub runs: Vec<ClaimRun>,
     /// The lease written on each claimed run.
     pub lease: Lease,
+    /// At most this many runs are claimed (moved to their Pending state); the rest of `runs`
+    /// are spares, taken in order when runs before them are gone or taken by another agent.
+    pub take: usize,
 }
 
 impl Claim {
@@ -65,7 +68,14 @@ impl Claim {
             work_queue: work_queue.into(),
             runs,
             lease,
+            take: usize::MAX,
         }
+    }
+    /// Claims at most `n` of the runs: see [`Claim::take`].
+    #[must_use]
+    pub fn take(mut self, n: usize) -> Self {
+        self.take = n;
+        self
     }
 }
 

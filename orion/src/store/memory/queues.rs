@@ -108,7 +108,11 @@ impl Inner {
         }
         let limit = queue.and_then(|q| q.concurrency_limit).map(|l| l as usize);
         let mut claimed = Vec::new();
+        let mut taken = 0;
         for want in &claim.runs {
+            if taken >= claim.take {
+                break;
+            }
             let held = self
                 .queued
                 .get(&claim.work_queue)
@@ -144,6 +148,7 @@ impl Inner {
             let after = entry.run.clone();
             self.reindex(before, QueueSlot::of(&after));
             claimed.push(after);
+            taken += 1;
         }
         claimed
     }

@@ -88,9 +88,10 @@ pub(super) async fn claim(
         );
     }
     let mut claimed = Vec::new();
+    let mut taken = 0;
     let mut by_deployment: HashMap<Uuid, usize> = HashMap::new();
     for want in &claim.runs {
-        if limit.is_some_and(|l| held >= l) {
+        if limit.is_some_and(|l| held >= l) || taken >= claim.take {
             break;
         }
         let Some(Read { mut run, rev }) = locked.remove(&want.id) else {
@@ -101,6 +102,7 @@ pub(super) async fn claim(
             && run.lease.as_ref().map(|l| l.owner) == Some(claim.lease.owner)
         {
             held += 1;
+            taken += 1;
             claimed.push(run);
             continue;
         }
@@ -136,6 +138,7 @@ pub(super) async fn claim(
             if holds_a_slot(run.state.as_ref()) {
                 held += 1;
             }
+            taken += 1;
             claimed.push(run);
         }
     }

@@ -27,10 +27,11 @@ pub(super) fn claim(tx: &Connection, claim: &Claim) -> Result<Vec<FlowRun>, Stor
         None => 0,
     };
     let mut claimed = Vec::new();
+    let mut taken = 0;
     // Runs of each limited deployment holding a slot, counted once per claim.
     let mut by_deployment: HashMap<Uuid, usize> = HashMap::new();
     for want in &claim.runs {
-        if limit.is_some_and(|l| held >= l) {
+        if limit.is_some_and(|l| held >= l) || taken >= claim.take {
             break;
         }
         let Some(mut run): Option<FlowRun> = by_id(tx, "flow_runs", want.id)? else {
@@ -61,6 +62,7 @@ pub(super) fn claim(tx: &Connection, claim: &Claim) -> Result<Vec<FlowRun>, Stor
             if holds_a_slot(run.state.as_ref()) {
                 held += 1;
             }
+            taken += 1;
             claimed.push(run);
         }
     }

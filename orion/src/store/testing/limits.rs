@@ -353,3 +353,50 @@ pub async fn claims_keep_deployment_limits(store: &dyn Store) {
     assert_eq!(next[0].id, ids[1].id, "earliest first");
     assert!(next[0].state.as_ref().unwrap().is_pending());
 }
+
+/// A claim takes at most [`Claim::take`] runs, in order, using the runs after the first as
+/// spares when earlier ones were taken by another agent (under a live lease of its own).
+pub async fn claims_take_spares_in_order(store: &dyn Store) {
+    let flow = store.upsert_flow(Flow::new("spares")).await.unwrap();
+    let now = Timestamp::now();
+    let mut runs = Vec::new();
+    for i in 0..4 {
+        let mut run = FlowRun::new(&flow, format!("due-{i}"));
+        run.work_queue_name = Some("default".into());
+        let due = now - SignedDuration::from_secs(10 - i);
+        run.expected_start_time = Some(due);
+        run.state = Some(State::scheduled(due));
+        runs.push(store.create_flow_run(run).await.unwrap());
+    }
+    let claim_by = |owner: u128, of: &[FlowRun], take: usize| {
+        let lease = Lease::new(
+            Uuid::from_u128(owner),
+            "agent",
+            now,
+            Duration::from_secs(30),
+        );
+        let wanted = of
+            .iter()
+            .map(|r| ClaimRun::new(r.id, r.state.as_ref().unwrap().id(), State::pending()))
+            .collect();
+        Claim::new("default", wanted, lease).take(take)
+    };
+    // Another agent took the first run.
+    let first = store
+        .claim_flow_runs(&claim_by(1, &runs[..1], 1))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    let ids = |written: Vec<FlowRun>| written.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let mine = store.claim_flow_runs(&claim_by(2, &runs, 2)).await.unwrap();
+    assert_eq!(
+        ids(mine),
+        [runs[1].id, runs[2].id],
+        "two runs taken, the first being another's: the next two, in order"
+    );
+    let left = store.read_flow_run(runs[3].id).await.unwrap().unwrap();
+    assert!(
+        left.state.as_ref().unwrap().is_scheduled() && left.lease.is_none(),
+        "a spare beyond the take is left alone: {left:?}"
+    );
+}

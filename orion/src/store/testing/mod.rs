@@ -12,7 +12,10 @@ use crate::state::{State, StateType};
 
 mod limits;
 
-pub use limits::{claims_keep_deployment_limits, the_ledger_grants_in_line_and_lapses};
+pub use limits::{
+    claims_keep_deployment_limits, claims_take_spares_in_order,
+    the_ledger_grants_in_line_and_lapses,
+};
 
 /// Runs every check against stores made by `make`, one fresh store per check (`make` is
 /// async, as opening a networked store is).
@@ -30,6 +33,7 @@ pub async fn run_all<S: Store, F: Fn() -> Fut, Fut: std::future::Future<Output =
     deployments_are_upserted_all_or_none(&make().await).await;
     the_ledger_grants_in_line_and_lapses(&make().await).await;
     claims_keep_deployment_limits(&make().await).await;
+    claims_take_spares_in_order(&make().await).await;
 }
 
 /// Creating a flow twice returns the first record.
