@@ -27,7 +27,7 @@ pub(crate) fn server() -> Option<String> {
 /// A URL of the test server whose connections use a new, empty schema `<tag>_<random>`,
 /// with a small pool (many tests run at once).
 pub(crate) async fn fresh_url(server: &str, tag: &str) -> String {
-    let schema = format!("t_{tag}_{:016x}", fastrand::u64(..));
+    let schema = format!("t_{}_{:016x}", tag.replace('-', "_"), fastrand::u64(..));
     let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
         .await
         .expect("connect to the test PostgreSQL server");
