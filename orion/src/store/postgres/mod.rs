@@ -42,6 +42,8 @@ pub(crate) use db::parse_url;
 /// first attempt would have.
 pub struct PostgresStore {
     db: db::Db,
+    /// The runs this store wrote last (see [`runs::Known`]).
+    known: runs::Known,
     /// Woken by the listener on every notification that runs may be claimable.
     due: Arc<tokio::sync::Notify>,
     /// The listening connection's task; stopped with the store.
@@ -85,7 +87,12 @@ impl PostgresStore {
         schema::migrate(&db).await?;
         let due = Arc::new(tokio::sync::Notify::new());
         let listener = tokio::spawn(listen::run(db.config().clone(), Arc::clone(&due)));
-        Ok(PostgresStore { db, due, listener })
+        Ok(PostgresStore {
+            db,
+            known: runs::Known::default(),
+            due,
+            listener,
+        })
     }
 
     /// The schema version of the database.

@@ -22,12 +22,6 @@ async fn notify_due(q: &impl Q) -> Result<(), Fail> {
     Ok(())
 }
 
-/// Whether a flow run entering `state` may make runs claimable: it waits to be claimed
-/// (Scheduled), or it finished and so freed its queue's and deployment's slot.
-fn wakes(state: Option<&State>) -> bool {
-    state.is_some_and(|s| s.is_scheduled() || s.is_final())
-}
-
 impl Store for PostgresStore {
     fn upsert_flow(&self, flow: Flow) -> StoreFuture<'_, Flow> {
         Box::pin(async move {
@@ -79,11 +73,7 @@ impl Store for PostgresStore {
     fn create_flow_run(&self, run: FlowRun) -> StoreFuture<'_, FlowRun> {
         Box::pin(async move {
             retrying!(&self.db, |c, attempt| {
-                let stored = insert_flow_run(&*c, run.clone(), attempt > 0).await?;
-                if wakes(stored.state.as_ref()) {
-                    notify_due(&*c).await?;
-                }
-                Ok(stored)
+                insert_flow_run(&*c, run.clone(), attempt > 0).await
             })
         })
     }
@@ -96,9 +86,6 @@ impl Store for PostgresStore {
                 let mut stored = Vec::with_capacity(runs.len());
                 for run in &runs {
                     stored.push(insert_flow_run(&tx, run.clone(), attempt > 0).await?);
-                }
-                if stored.iter().any(|r| wakes(r.state.as_ref())) {
-                    notify_due(&tx).await?;
                 }
                 tx.commit().await?;
                 Ok(stored)
@@ -225,13 +212,15 @@ impl Store for PostgresStore {
         state: State,
     ) -> StoreFuture<'_, SetState> {
         Box::pin(async move {
-            retrying!(&self.db, |c, attempt| {
-                let written = set_state::<FlowRun>(&*c, id, expected, &state, attempt > 0).await?;
-                if written == SetState::Written && wakes(Some(&state)) {
-                    notify_due(&*c).await?;
-                }
-                Ok(written)
-            })
+            retrying!(&self.db, |c, attempt| set_state::<FlowRun>(
+                &*c,
+                &self.known,
+                id,
+                expected,
+                &state,
+                attempt > 0
+            )
+            .await)
         })
     }
 
@@ -276,6 +265,7 @@ impl Store for PostgresStore {
         Box::pin(async move {
             retrying!(&self.db, |c, attempt| set_state::<TaskRun>(
                 &*c,
+                &self.known,
                 id,
                 expected,
                 &state,
@@ -527,7 +517,7 @@ async fn insert_flow_run(q: &impl Q, mut run: FlowRun, retried: bool) -> Result<
     let state = run.state.as_ref();
     let inserted = q
         .one(
-            "WITH r AS (INSERT INTO flow_runs (id, flow_id, deployment_id, parent_task_run_id, idempotency_key, work_queue, tags, state_id, state_type, state_name, created, expected_start, lease_until, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING RETURNING id), s AS (INSERT INTO flow_run_states (run_id, body) SELECT id, $15 FROM r WHERE $15::text IS NOT NULL) SELECT count(*) FROM r",
+            "WITH r AS (INSERT INTO flow_runs (id, flow_id, deployment_id, parent_task_run_id, idempotency_key, work_queue, tags, state_id, state_type, state_name, created, expected_start, lease_until, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING RETURNING id), s AS (INSERT INTO flow_run_states (run_id, body) SELECT id, $15 FROM r WHERE $15::text IS NOT NULL), n AS (SELECT pg_notify('orion_runs_due', '') FROM r WHERE $16) SELECT (SELECT count(*) FROM r) + 0 * (SELECT count(*) FROM n)",
             &[
                 &run.id,
                 &run.flow_id,
@@ -544,6 +534,8 @@ async fn insert_flow_run(q: &impl Q, mut run: FlowRun, retried: bool) -> Result<
                 &run.lease.as_ref().map(|l| nanos(l.expires)),
                 &json(&run)?,
                 &first,
+                // A new run waiting to be claimed wakes the agents of every process.
+                &state.is_some_and(State::is_scheduled),
             ],
         )
         .await
@@ -653,16 +645,16 @@ async fn upsert_deployment(
             d.id = existing.id;
             d.created = existing.created;
             tx.exec(
-                "UPDATE deployments SET updated = $2, paused = $3, body = $4 WHERE id = $1",
-                &[&d.id, &nanos(d.updated), &d.paused, &body(&d)?],
+                "UPDATE deployments SET updated = $2, paused = $3, limited = $4, body = $5 WHERE id = $1",
+                &[&d.id, &nanos(d.updated), &d.paused, &d.concurrency.is_some(), &body(&d)?],
             )
             .await?;
             return Ok(d);
         }
         let inserted = tx
             .exec(
-                "INSERT INTO deployments (id, flow_id, name, updated, paused, body) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (flow_id, name) DO NOTHING",
-                &[&d.id, &d.flow_id, &d.name, &nanos(d.updated), &d.paused, &body(&d)?],
+                "INSERT INTO deployments (id, flow_id, name, updated, paused, limited, body) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (flow_id, name) DO NOTHING",
+                &[&d.id, &d.flow_id, &d.name, &nanos(d.updated), &d.paused, &d.concurrency.is_some(), &body(&d)?],
             )
             .await?;
         if inserted > 0 {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::db::{Fail, Q};
-use super::runs::{Read, enter_state, update};
+use super::runs::{Read, Wake, enter_state, update};
 use super::{json, nanos, parse};
 use crate::state::State;
 use crate::store::bookkeeping::{claimable, holds_a_slot, keep_identity, renew as renew_lease};
@@ -154,7 +154,7 @@ async fn write_claimed(
     state: State,
 ) -> Result<bool, Fail> {
     let entered = enter_state(run, state)?;
-    update(tx, want.id, rev, run, &entered).await
+    update(tx, want.id, rev, run, &entered, Wake::Never).await
 }
 
 /// The count `sql` answers for one key.
@@ -216,8 +216,8 @@ pub(super) async fn upsert(
 ) -> Result<WorkQueue, Fail> {
     let inserted = tx
         .exec(
-            "INSERT INTO work_queues (name, body) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            &[&queue.name, &json(&queue)?],
+            "INSERT INTO work_queues (name, limited, body) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+            &[&queue.name, &queue.concurrency_limit.is_some(), &json(&queue)?],
         )
         .await?;
     if inserted == 0 {
@@ -231,8 +231,12 @@ pub(super) async fn upsert(
             keep_identity(&mut queue, &stored);
         }
         tx.exec(
-            "UPDATE work_queues SET body = $2 WHERE name = $1",
-            &[&queue.name, &json(&queue)?],
+            "UPDATE work_queues SET limited = $2, body = $3 WHERE name = $1",
+            &[
+                &queue.name,
+                &queue.concurrency_limit.is_some(),
+                &json(&queue)?,
+            ],
         )
         .await?;
     }

@@ -1,6 +1,8 @@
 //! How a run row is written: its record, its current state's columns, and its state history
 //! (a row per state), for flow runs and task runs alike.
 
+use std::collections::HashMap;
+
 use uuid::Uuid;
 
 use super::db::{Fail, Q};
@@ -9,10 +11,51 @@ use crate::state::State;
 use crate::store::bookkeeping::{RunTimes, first_state, record_state_times, strip, type_code};
 use crate::store::{FlowRun, SetState, StoreError, TaskRun};
 
+/// The runs this store wrote last, as written, with their revisions: the next state write of
+/// such a run (the engine's next step) skips reading it back. The revision check still guards
+/// every write, so a stale entry (another process wrote the run since) only costs the read.
+#[derive(Default)]
+pub(super) struct Known {
+    flow_runs: std::sync::Mutex<HashMap<Uuid, Read<FlowRun>>>,
+    task_runs: std::sync::Mutex<HashMap<Uuid, Read<TaskRun>>>,
+}
+
+/// Entries beyond which the cache starts again (a process executing this many runs at once
+/// reads them back instead).
+const KNOWN_MAX: usize = 100_000;
+
+impl Known {
+    fn take<R: RunTable>(&self, id: Uuid) -> Option<Read<R>> {
+        R::known(self)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id)
+    }
+
+    /// Remembers `run` at revision `rev`.
+    pub(super) fn put<R: RunTable>(&self, run: &R, id: Uuid, rev: i64) {
+        let mut map = R::known(self)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= KNOWN_MAX {
+            map.clear();
+        }
+        map.insert(
+            id,
+            Read {
+                run: run.clone(),
+                rev,
+            },
+        );
+    }
+}
+
 /// A table of runs with their state history: flow runs or task runs.
 pub(super) trait RunTable:
-    RunTimes + serde::Serialize + serde::de::DeserializeOwned
+    RunTimes + Clone + serde::Serialize + serde::de::DeserializeOwned
 {
+    /// This kind's entries of [`Known`].
+    fn known(known: &Known) -> &std::sync::Mutex<HashMap<Uuid, Read<Self>>>;
     const WHAT: &'static str;
     /// The run and its revision, by id.
     const READ: &'static str;
@@ -33,9 +76,14 @@ pub(super) trait RunTable:
 }
 
 impl RunTable for FlowRun {
+    fn known(known: &Known) -> &std::sync::Mutex<HashMap<Uuid, Read<Self>>> {
+        &known.flow_runs
+    }
     const WHAT: &'static str = "flow run";
     const READ: &'static str = "SELECT body, rev FROM flow_runs WHERE id = $1";
-    const UPDATE: &'static str = "WITH u AS (UPDATE flow_runs SET body = $3, state_id = $4, state_type = $5, state_name = $7, expected_start = $8, lease_until = $9, rev = rev + 1 WHERE id = $1 AND rev = $2 RETURNING id), s AS (INSERT INTO flow_run_states (run_id, body) SELECT id, $6 FROM u) SELECT count(*) FROM u";
+    /// Also tells the listening processes (`$10`, a [`Wake`]) when the run may make runs
+    /// claimable: always, or when it held a slot of a limited queue or deployment.
+    const UPDATE: &'static str = "WITH u AS (UPDATE flow_runs SET body = $3, state_id = $4, state_type = $5, state_name = $7, expected_start = $8, lease_until = $9, rev = rev + 1 WHERE id = $1 AND rev = $2 RETURNING id, work_queue, deployment_id), s AS (INSERT INTO flow_run_states (run_id, body) SELECT id, $6 FROM u), n AS (SELECT pg_notify('orion_runs_due', '') FROM u WHERE $10::int = 2 OR ($10::int = 1 AND (EXISTS (SELECT 1 FROM work_queues q WHERE q.name = u.work_queue AND q.limited) OR EXISTS (SELECT 1 FROM deployments d WHERE d.id = u.deployment_id AND d.limited)))) SELECT (SELECT count(*) FROM u) + 0 * (SELECT count(*) FROM n)";
     const HISTORY: &'static str = "SELECT body FROM flow_run_states WHERE run_id = $1 ORDER BY seq";
     fn extra_columns(&self) -> Option<(Option<String>, Option<i64>, Option<i64>)> {
         Some((
@@ -47,6 +95,9 @@ impl RunTable for FlowRun {
 }
 
 impl RunTable for TaskRun {
+    fn known(known: &Known) -> &std::sync::Mutex<HashMap<Uuid, Read<Self>>> {
+        &known.task_runs
+    }
     const WHAT: &'static str = "task run";
     const READ: &'static str = "SELECT body, rev FROM task_runs WHERE id = $1";
     const UPDATE: &'static str = "WITH u AS (UPDATE task_runs SET body = $3, state_id = $4, state_type = $5, rev = rev + 1 WHERE id = $1 AND rev = $2 RETURNING id), s AS (INSERT INTO task_run_states (run_id, body) SELECT id, $6 FROM u) SELECT count(*) FROM u";
@@ -67,6 +118,31 @@ impl RunTable for TaskRun {
 /// The first state of a new run (see [`first_state`]), encoded for its history.
 pub(super) fn first_state_of<R: RunTimes>(run: &mut R) -> Result<Option<String>, StoreError> {
     first_state(run).as_ref().map(json).transpose()
+}
+
+/// Whether a flow run's state write tells other processes that runs may be claimable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wake {
+    /// No: the write makes nothing claimable (a claim, a run starting).
+    Never = 0,
+    /// When the run is in a queue or of a deployment with a concurrency limit: it finished,
+    /// so its slot is free.
+    IfLimited = 1,
+    /// Yes: the run waits to be claimed (Scheduled).
+    Always = 2,
+}
+
+impl Wake {
+    /// What a flow run entering `state` tells.
+    pub(super) fn entering(state: &State) -> Wake {
+        if state.is_scheduled() {
+            Wake::Always
+        } else if state.is_final() {
+            Wake::IfLimited
+        } else {
+            Wake::Never
+        }
+    }
 }
 
 /// A run read with its revision.
@@ -114,6 +190,7 @@ pub(super) async fn update<R: RunTable>(
     rev: i64,
     run: &mut R,
     entered: &Entered,
+    wake: Wake,
 ) -> Result<bool, Fail> {
     let body = json(run)?;
     let state = run.state_slot().as_ref();
@@ -121,7 +198,8 @@ pub(super) async fn update<R: RunTable>(
     let kind = state.map(|s| type_code(s.state_type()));
     let row = match run.extra_columns() {
         Some((name, expected, lease)) => {
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+            let wake = wake as i32;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
                 &id,
                 &rev,
                 &body,
@@ -131,6 +209,7 @@ pub(super) async fn update<R: RunTable>(
                 &name,
                 &expected,
                 &lease,
+                &wake,
             ];
             q.one(R::UPDATE, &params).await?
         }
@@ -172,16 +251,23 @@ pub(super) async fn history<R: RunTable>(q: &impl Q, id: Uuid) -> Result<Vec<Sta
 
 /// A compare-and-set state write. `retried`: an earlier attempt may have committed it
 /// already (its connection broke before the answer came), so finding the run in `state`
-/// itself is success.
+/// itself is success. The run is taken from `known` when this store wrote it last.
 pub(super) async fn set_state<R: RunTable>(
     q: &impl Q,
+    known: &Known,
     id: Uuid,
     expected: Option<Uuid>,
     state: &State,
     retried: bool,
 ) -> Result<SetState, Fail> {
+    let mut cached = if retried { None } else { known.take::<R>(id) };
     loop {
-        let Some(Read { mut run, rev }) = read::<R>(q, id).await? else {
+        let from_cache = cached.is_some();
+        let found = match cached.take() {
+            Some(read) => Some(read),
+            None => read::<R>(q, id).await?,
+        };
+        let Some(Read { mut run, rev }) = found else {
             return Err(StoreError::NotFound { what: R::WHAT, id }.into());
         };
         let current = run.state_slot().clone();
@@ -190,10 +276,17 @@ pub(super) async fn set_state<R: RunTable>(
             return Ok(SetState::Written);
         }
         if current_id != expected {
+            if from_cache {
+                // Only the database says there is a conflict.
+                continue;
+            }
             return Ok(SetState::Conflict { current });
         }
         let entered = enter_state(&mut run, state.clone())?;
-        if update(q, id, rev, &mut run, &entered).await? {
+        if update(q, id, rev, &mut run, &entered, Wake::entering(state)).await? {
+            if !state.is_final() {
+                known.put(&run, id, rev + 1);
+            }
             return Ok(SetState::Written);
         }
         // Another writer changed the row (a lease renewal): decide again on the new one.

@@ -91,11 +91,13 @@ CREATE TABLE deployments (
     name text NOT NULL,
     updated bigint NOT NULL,
     paused boolean NOT NULL,
+    limited boolean NOT NULL,
     body text NOT NULL,
     UNIQUE (flow_id, name)
 );
 CREATE TABLE work_queues (
     name text PRIMARY KEY,
+    limited boolean NOT NULL,
     body text NOT NULL
 );
 CREATE TABLE concurrency_limits (
