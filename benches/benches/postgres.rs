@@ -252,6 +252,14 @@ fn main() {
         return;
     };
     let quick = args.iter().any(|a| a == "--test");
+    // `PG_BENCH_ONLY=AGENTS,CONCURRENCY`: that one throughput figure, nothing else.
+    if let Ok(only) = std::env::var("PG_BENCH_ONLY") {
+        let (agents, concurrency) = only.split_once(',').unwrap();
+        let (agents, concurrency) = (agents.parse().unwrap(), concurrency.parse().unwrap());
+        let rate = rt.block_on(throughput(&server, 3000, agents, concurrency));
+        println!("{agents} agent process(es), {concurrency} concurrent runs: {rate:.0} runs/s");
+        return;
+    }
     rt.block_on(async {
         let n = if quick { 5 } else { 300 };
         pickup(&server, n, Duration::from_millis(200)).await;

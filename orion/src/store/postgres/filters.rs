@@ -28,6 +28,16 @@ impl Where {
         self.sql.push_str(&condition);
     }
 
+    /// One of `types` (one type as an equality: an index then yields rows in order).
+    fn and_types(&mut self, types: &[crate::state::StateType]) {
+        let mut codes: Vec<String> = types.iter().map(|t| type_code(*t).to_owned()).collect();
+        match codes.len() {
+            0 => {}
+            1 => self.and("state_type = $?", codes.remove(0)),
+            _ => self.and("state_type = ANY($?)", codes),
+        }
+    }
+
     fn and_time(&mut self, condition: &str, at: Option<jiff::Timestamp>) {
         if let Some(at) = at {
             self.and(condition, super::nanos(at));
@@ -82,14 +92,7 @@ pub(super) async fn task_runs(q: &impl Q, filter: &TaskRunFilter) -> Result<Vec<
     if let Some(id) = filter.flow_run_id {
         w.and("flow_run_id = $?", id);
     }
-    if !filter.state_types.is_empty() {
-        let codes: Vec<String> = filter
-            .state_types
-            .iter()
-            .map(|t| type_code(*t).to_owned())
-            .collect();
-        w.and("state_type = ANY($?)", codes);
-    }
+    w.and_types(&filter.state_types);
     if let Some(prefix) = filter.name_prefix.as_deref().filter(|p| !p.is_empty()) {
         let escaped = prefix
             .replace('\\', "\\\\")
@@ -136,14 +139,7 @@ fn flow_run_rows(filter: &FlowRunFilter) -> Where {
             name.clone(),
         );
     }
-    if !filter.state_types.is_empty() {
-        let codes: Vec<String> = filter
-            .state_types
-            .iter()
-            .map(|t| type_code(*t).to_owned())
-            .collect();
-        w.and("state_type = ANY($?)", codes);
-    }
+    w.and_types(&filter.state_types);
     if !filter.state_names.is_empty() {
         w.and("state_name = ANY($?)", filter.state_names.clone());
     }

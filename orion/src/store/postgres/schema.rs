@@ -39,11 +39,11 @@ CREATE TABLE flow_runs (
 CREATE INDEX flow_runs_flow ON flow_runs (flow_id, created);
 CREATE INDEX flow_runs_deployment ON flow_runs (deployment_id, state_type);
 CREATE INDEX flow_runs_parent ON flow_runs (parent_task_run_id);
-CREATE INDEX flow_runs_state ON flow_runs (state_type, expected_start);
+CREATE INDEX flow_runs_state ON flow_runs (state_type, expected_start, created, id);
 CREATE INDEX flow_runs_state_name ON flow_runs (state_name);
 CREATE INDEX flow_runs_created ON flow_runs (created, id);
 CREATE INDEX flow_runs_expected_start ON flow_runs (expected_start);
-CREATE INDEX flow_runs_work_queue ON flow_runs (work_queue, state_type, expected_start);
+CREATE INDEX flow_runs_work_queue ON flow_runs (work_queue, state_type, expected_start, created, id);
 CREATE INDEX flow_runs_tags ON flow_runs USING gin (tags);
 CREATE INDEX flow_runs_lease ON flow_runs (lease_until) WHERE lease_until IS NOT NULL;
 CREATE TABLE flow_run_states (
