@@ -216,11 +216,19 @@ async fn an_agent_on_another_store_runs_a_deployment_as_soon_as_it_is_due() {
         .unwrap();
     let done = wait_final(&here, run.id, Duration::from_secs(20)).await;
     assert!(done.state.as_ref().unwrap().is_completed(), "{done:?}");
-    let logs = here
-        .client()
-        .read_logs(&orion::store::LogFilter::new().flow_run_id(run.id))
-        .await
-        .unwrap();
+    // The run's log lines are written after its final state: wait for them a little.
+    let mut logs = Vec::new();
+    for _ in 0..200 {
+        logs = here
+            .client()
+            .read_logs(&orion::store::LogFilter::new().flow_run_id(run.id))
+            .await
+            .unwrap();
+        if logs.iter().any(|l| l.message == "Hello Leo!") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(logs.iter().any(|l| l.message == "Hello Leo!"), "{logs:?}");
     // Well before the agent's 60 s poll: the notification woke it.
     let waited = done.start_time.unwrap().duration_since(run.created);

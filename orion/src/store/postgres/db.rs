@@ -173,11 +173,32 @@ pub(crate) fn parse_url(url: &str) -> Result<(Config, Options), String> {
     Ok((config, options))
 }
 
-/// The pool and what opened it.
+/// The pools and what opened them.
 pub(super) struct Db {
+    /// Connections whose commits are durable when answered.
     pool: Pool,
+    /// Connections whose commits are answered before they are flushed to disk
+    /// (`synchronous_commit = off`): for the task-run writes and log lines of runs executing
+    /// here. The server writes its log in order, so any later durable commit (the flow run's
+    /// final state, a flush) makes them durable too; a server crash loses only a suffix of
+    /// them, never leaves a gap, and never corrupts anything.
+    fast: Pool,
     config: Config,
     describe: String,
+}
+
+fn pool(config: Config, size: usize) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .build()
+        .map_err(|e| StoreError::Backend(format!("cannot make a connection pool: {e}")))
 }
 
 impl Db {
@@ -186,19 +207,15 @@ impl Db {
     pub(super) async fn open(url: &str) -> Result<Db, StoreError> {
         let (config, options) = parse_url(url).map_err(StoreError::Backend)?;
         let describe = describe(&config);
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
+        let mut fast = config.clone();
+        let server_options = format!(
+            "{} -c synchronous_commit=off",
+            config.get_options().unwrap_or_default()
         );
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size)
-            .build()
-            .map_err(|e| StoreError::Backend(format!("cannot make a connection pool: {e}")))?;
+        fast.options(server_options.trim_start());
         let db = Db {
-            pool,
+            pool: pool(config.clone(), options.pool_size)?,
+            fast: pool(fast, options.pool_size)?,
             config,
             describe,
         };
@@ -222,9 +239,15 @@ impl Db {
         &self.describe
     }
 
-    /// A pooled connection.
+    /// A pooled connection whose commits are durable.
     pub(super) async fn get(&self) -> Result<deadpool_postgres::Object, Fail> {
         Ok(self.pool.get().await?)
+    }
+
+    /// A pooled connection whose commits are answered before they are durable (see
+    /// [`Db::fast`]).
+    pub(super) async fn get_fast(&self) -> Result<deadpool_postgres::Object, Fail> {
+        Ok(self.fast.get().await?)
     }
 
     /// Decides whether a failed attempt is tried again (after a pause) or is the answer.
@@ -263,15 +286,19 @@ fn describe(config: &Config) -> String {
 /// Runs `$body` (an expression evaluated inside an async block, with `$conn` a pooled
 /// connection and `$attempt` the attempt number, 0 first) again after a pause while it fails
 /// for want of a connection, for up to [`PostgresStore::RETRY_FOR`].
+/// `retrying!(db => get_fast, …)` runs it on a connection of the fast pool.
 macro_rules! retrying {
-    ($db:expr, |$conn:ident, $attempt:ident| $body:expr) => {{
+    ($db:expr, |$conn:ident, $attempt:ident| $body:expr) => {
+        $crate::store::postgres::db::retrying!($db => get, |$conn, $attempt| $body)
+    };
+    ($db:expr => $get:ident, |$conn:ident, $attempt:ident| $body:expr) => {{
         let db: &$crate::store::postgres::db::Db = $db;
         let started = std::time::Instant::now();
         let mut $attempt: u32 = 0;
         loop {
             let outcome: Result<_, $crate::store::postgres::db::Fail> = async {
                 #[allow(unused_mut)]
-                let mut $conn = db.get().await?;
+                let mut $conn = db.$get().await?;
                 $body
             }
             .await;

@@ -119,6 +119,17 @@ pub(super) async fn delete_flow_runs(q: &impl Q, filter: &FlowRunFilter) -> Resu
     let ids: Vec<uuid::Uuid> = doomed.iter().map(|r| r.id).collect();
     q.exec("DELETE FROM logs WHERE flow_run_id = ANY($1)", &[&ids])
         .await?;
+    // State histories have no foreign keys (see `schema`): their rows go first.
+    q.exec(
+        "DELETE FROM task_run_states WHERE run_id IN (SELECT id FROM task_runs WHERE flow_run_id = ANY($1))",
+        &[&ids],
+    )
+    .await?;
+    q.exec(
+        "DELETE FROM flow_run_states WHERE run_id = ANY($1)",
+        &[&ids],
+    )
+    .await?;
     let deleted = q
         .exec("DELETE FROM flow_runs WHERE id = ANY($1)", &[&ids])
         .await?;

@@ -263,7 +263,7 @@ impl Store for PostgresStore {
         state: State,
     ) -> StoreFuture<'_, SetState> {
         Box::pin(async move {
-            retrying!(&self.db, |c, attempt| set_state::<TaskRun>(
+            retrying!(&self.db => get_fast, |c, attempt| set_state::<TaskRun>(
                 &*c,
                 &self.known,
                 id,
@@ -477,7 +477,7 @@ impl Store for PostgresStore {
             let times: Vec<i64> = logs.iter().map(|l| nanos(l.timestamp)).collect();
             let bodies = logs.iter().map(json).collect::<Result<Vec<String>, _>>()?;
             // One statement for the lot, in order (`id` follows the arrays' order).
-            retrying!(&self.db, |c, _attempt| {
+            retrying!(&self.db => get_fast, |c, _attempt| {
                 c.exec(
                     "INSERT INTO logs (flow_run_id, task_run_id, level, ts, body) SELECT f, t, v, ts, b FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::bigint[], $5::text[]) WITH ORDINALITY AS l(f, t, v, ts, b, n) ORDER BY n",
                     &[&flow_runs, &task_runs, &levels, &times, &bodies],
@@ -502,6 +502,18 @@ impl Store for PostgresStore {
             }
             })?;
             Ok(logs.into_iter().filter(|l| filter.matches(l)).collect())
+        })
+    }
+
+    /// A durable commit: the server's log is flushed through it, so every commit answered
+    /// before it (the fast pool's task-run writes and logs) is durable once it is.
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            retrying!(&self.db, |c, _attempt| {
+                c.exec("UPDATE orion_schema SET version = version", &[])
+                    .await?;
+                Ok(())
+            })
         })
     }
 
