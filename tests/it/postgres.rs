@@ -300,3 +300,126 @@ async fn a_flow_completes_while_its_connections_are_killed() {
         );
     }
 }
+
+/// A TCP proxy to the test server that can cut the network: every connection through it
+/// dropped, and new ones refused, until it is restored.
+struct Proxy {
+    port: u16,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    links: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn to(server: &str) -> Proxy {
+        let config: tokio_postgres::Config = server.parse().unwrap();
+        let host = match &config.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            other => panic!("the proxy test needs a TCP server, not {other:?}"),
+        };
+        let upstream = format!(
+            "{host}:{}",
+            config.get_ports().first().copied().unwrap_or(5432)
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let links: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        tokio::spawn({
+            let (down, links) = (down.clone(), links.clone());
+            async move {
+                loop {
+                    let (mut inbound, _) = listener.accept().await.unwrap();
+                    if down.load(std::sync::atomic::Ordering::SeqCst) {
+                        continue; // dropped: the client sees its connection closed
+                    }
+                    let upstream = upstream.clone();
+                    let link = tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    links.lock().unwrap().push(link.abort_handle());
+                }
+            }
+        });
+        Proxy { port, down, links }
+    }
+
+    /// `server`'s URL, through the proxy.
+    fn url(&self, server_url: &str) -> String {
+        let config: tokio_postgres::Config = server_url.split('?').next().unwrap().parse().unwrap();
+        let host = match &config.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            _ => unreachable!(),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        server_url.replacen(
+            &format!("{host}:{port}"),
+            &format!("127.0.0.1:{}", self.port),
+            1,
+        )
+    }
+
+    fn cut(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The network to the server gone for two seconds under a running flow (every connection
+/// dropped, new ones refused): the store reconnects with backoff and the flow completes with
+/// every task run once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_completes_across_a_network_outage() {
+    let Some(server) = server() else { return };
+    let direct = fresh_url(&server, "outage").await;
+    let proxy = Proxy::to(&server).await;
+    let orion = Orion::open(&proxy.url(&direct)).await.unwrap();
+    let outage = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        proxy.cut();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        proxy.restore();
+    };
+    let started = std::time::Instant::now();
+    let (total, ()) = tokio::join!(pg_steps(30).on(&orion), outage);
+    assert_eq!(total, 2 * (0..30).sum::<u64>());
+    // 30 tasks of 20 ms take 0.6 s: the flow waited out the outage, it did not miss it.
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // Checked directly, not through the proxy.
+    let store = PostgresStore::connect(&direct).await.unwrap();
+    let runs = store.read_flow_runs(&FlowRunFilter::new()).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    let history: Vec<StateType> = store
+        .read_flow_run_states(runs[0].id)
+        .await
+        .unwrap()
+        .iter()
+        .map(State::state_type)
+        .collect();
+    assert_eq!(
+        history,
+        [StateType::Pending, StateType::Running, StateType::Completed]
+    );
+    let tasks = store
+        .read_task_runs(&orion::store::TaskRunFilter::new().flow_run_id(runs[0].id))
+        .await
+        .unwrap();
+    assert_eq!(tasks.len(), 30, "a task run was lost or doubled");
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t.state.as_ref().unwrap().is_completed())
+    );
+}

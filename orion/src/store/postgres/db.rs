@@ -160,13 +160,19 @@ pub(crate) fn parse_url(url: &str) -> Result<(Config, Options), String> {
         config.connect_timeout(Duration::from_secs(10));
     }
     // A connection whose peer vanished (the network gone) fails within half a minute
-    // instead of waiting for the kernel's retransmissions, so its operation is retried.
-    config
-        .keepalives(true)
-        .keepalives_idle(Duration::from_secs(10))
-        .keepalives_interval(Duration::from_secs(5))
-        .keepalives_retries(3)
-        .tcp_user_timeout(Duration::from_secs(30));
+    // instead of waiting for the kernel's retransmissions, so its operation is retried
+    // (unless the URL says otherwise).
+    let given = |key: &str| rest.contains(&format!("{key}="));
+    if !given("keepalives_idle") {
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(30));
+    }
     if config.get_application_name().is_none() {
         config.application_name("orion");
     }
