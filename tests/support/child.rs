@@ -18,6 +18,7 @@ pub(crate) fn rt() -> tokio::runtime::Runtime {
 }
 
 /// A runtime over the SQLite file at `path`.
+#[allow(dead_code)] // the PostgreSQL process tests open URLs instead
 pub(crate) async fn open(path: &str) -> Orion {
     Orion::open(&format!("sqlite://{path}")).await.unwrap()
 }

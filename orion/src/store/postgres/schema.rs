@@ -7,7 +7,7 @@ use crate::store::StoreError;
 pub(super) const VERSION: i32 = 1;
 
 /// The advisory lock every process takes to migrate ("orion" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6f72_696f_6e;
+const MIGRATION_LOCK: i64 = 0x006f_7269_6f6e;
 
 /// Times are nanoseconds since the epoch; ids are uuids; records are JSON text in `body`.
 /// State histories have no foreign key: their rows are written only with their run's (in the
