@@ -1,18 +1,20 @@
-//! The SQLite store's queued writes: a live flow run's task-run and log writes are answered
-//! before they commit, and must still be read back, ordered, checked against the file,
-//! reported when they fail, and on disk when the flow call returns.
+//! The SQLite and PostgreSQL stores' queued writes: a live flow run's task-run writes (and
+//! SQLite's log lines) are answered before they commit, and must still be read back, ordered,
+//! checked against the stored row, reported when they fail, and stored when the flow call
+//! returns.
 
 use std::sync::Arc;
 
 use orion::prelude::*;
 use orion::store::{
-    FlowRun, FlowRunFilter, LogFilter, SetState, SqliteStore, Store, TaskRun, TaskRunFilter,
+    FlowRun, FlowRunFilter, LogFilter, PostgresStore, SetState, SqliteStore, Store, TaskRun,
+    TaskRunFilter,
 };
 
 use crate::temp::temp_db;
 
 /// A flow run in Running, created through `store` (which then treats it as live).
-async fn running_flow_run(store: &SqliteStore) -> FlowRun {
+async fn running_flow_run(store: &dyn Store) -> FlowRun {
     let flow = store
         .upsert_flow(orion::store::Flow::new("queued"))
         .await
@@ -94,10 +96,33 @@ async fn a_flow_call_returns_with_every_state_and_log_visible_to_another_connect
     );
 }
 
-#[tokio::test]
+/// Two stores on one new SQLite file, or (when a test server is configured) on one new
+/// PostgreSQL schema: the backends whose task-run writes are queued.
+async fn pairs(tag: &str) -> Vec<(Box<dyn Store>, Box<dyn Store>)> {
+    let path = temp_db(tag);
+    let mut pairs: Vec<(Box<dyn Store>, Box<dyn Store>)> = vec![(
+        Box::new(SqliteStore::open(&path).unwrap()),
+        Box::new(SqliteStore::open(&path).unwrap()),
+    )];
+    if let Some(server) = crate::pg::server() {
+        let url = crate::pg::fresh_url(&server, tag).await;
+        pairs.push((
+            Box::new(PostgresStore::connect(&url).await.unwrap()),
+            Box::new(PostgresStore::connect(&url).await.unwrap()),
+        ));
+    }
+    pairs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_write_is_read_back_at_once() {
-    let store = SqliteStore::open(temp_db("read-back")).unwrap();
-    let flow_run = running_flow_run(&store).await;
+    for (store, _) in pairs("read-back").await {
+        a_queued_write_is_read_back_at_once_in(&*store).await;
+    }
+}
+
+async fn a_queued_write_is_read_back_at_once_in(store: &dyn Store) {
+    let flow_run = running_flow_run(store).await;
     let created = store
         .create_task_run(task_run_of(&flow_run, "read-back"))
         .await
@@ -136,12 +161,15 @@ async fn a_queued_write_is_read_back_at_once() {
     assert!(err.to_string().contains("already exists"), "{err}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_run_moved_by_another_connection_is_not_overwritten() {
-    let path = temp_db("moved");
-    let ours = SqliteStore::open(&path).unwrap();
-    let theirs = SqliteStore::open(&path).unwrap();
-    let flow_run = running_flow_run(&ours).await;
+    for (ours, theirs) in pairs("moved").await {
+        moved_by_another(&*ours, &*theirs).await;
+    }
+}
+
+async fn moved_by_another(ours: &dyn Store, theirs: &dyn Store) {
+    let flow_run = running_flow_run(ours).await;
     let created = ours
         .create_task_run(task_run_of(&flow_run, "moved"))
         .await
@@ -186,12 +214,15 @@ async fn a_task_run_moved_by_another_connection_is_not_overwritten() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_write_that_fails_is_reported_once_by_the_next_flush() {
-    let path = temp_db("fails");
-    let ours = SqliteStore::open(&path).unwrap();
-    let theirs = SqliteStore::open(&path).unwrap();
-    let flow_run = running_flow_run(&ours).await;
+    for (ours, theirs) in pairs("fails").await {
+        a_failed_write_is_reported(&*ours, &*theirs).await;
+    }
+}
+
+async fn a_failed_write_is_reported(ours: &dyn Store, theirs: &dyn Store) {
+    let flow_run = running_flow_run(ours).await;
     // Another process deletes the flow run our store believes live.
     assert_eq!(
         theirs

@@ -9,6 +9,8 @@ mod connect;
 mod error;
 mod filter;
 mod ledger;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod live;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;

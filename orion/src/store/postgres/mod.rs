@@ -9,6 +9,7 @@
 //! the run rows, `queries` the `Store` implementation, `queues` claims and leases, `ledger`
 //! the concurrency ledger, `filters` the SQL of filters and `listen` the wake-up channel.
 
+mod behind;
 mod db;
 mod filters;
 mod ledger;
@@ -41,7 +42,11 @@ pub(crate) use db::parse_url;
 /// written so that a retry of one that had in fact committed finds it done and answers as the
 /// first attempt would have.
 pub struct PostgresStore {
-    db: db::Db,
+    db: Arc<db::Db>,
+    /// The task runs of flow runs executing here, whose writes are queued (see `behind`).
+    live: Arc<crate::store::live::Live>,
+    /// The write-behind task's queue.
+    jobs: tokio::sync::mpsc::UnboundedSender<behind::Job>,
     /// The runs this store wrote last (see [`runs::Known`]).
     known: runs::Known,
     /// Woken by the listener on every notification that runs may be claimable.
@@ -83,16 +88,57 @@ impl PostgresStore {
     /// be reached, a refused password, a missing database, a database written by a newer
     /// orion (left untouched) or holding another program's tables of the same names.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let db = db::Db::open(url).await?;
+        let db = Arc::new(db::Db::open(url).await?);
         schema::migrate(&db).await?;
         let due = Arc::new(tokio::sync::Notify::new());
         let listener = tokio::spawn(listen::run(db.config().clone(), Arc::clone(&due)));
+        let live = Arc::default();
+        let (jobs, queue) = tokio::sync::mpsc::unbounded_channel();
+        // Not stopped with the store: it writes what is queued, then ends with the queue.
+        tokio::spawn(behind::run(Arc::clone(&db), Arc::clone(&live), queue));
         Ok(PostgresStore {
             db,
+            live,
+            jobs,
             known: runs::Known::default(),
             due,
             listener,
         })
+    }
+
+    /// Writes answered but not yet committed: the queued task-run writes of flow runs
+    /// executing through this store. Zero whenever a flow call has returned.
+    pub fn queued_writes(&self) -> usize {
+        self.live.queued_count()
+    }
+
+    /// Queues the write of what live task run `id` gathers until the writer takes it.
+    fn queue(&self, id: uuid::Uuid) -> Result<(), StoreError> {
+        self.live.queued();
+        self.jobs.send(behind::Job::Run(id)).map_err(|_| {
+            self.live.settled();
+            closing()
+        })
+    }
+
+    /// `answer`, once the writer is not far behind (a fast flow cannot pile writes up).
+    async fn answer_queued<T>(&self, answer: Result<T, StoreError>) -> Result<T, StoreError> {
+        if self.live.backlogged() {
+            self.live.room().await;
+        }
+        answer
+    }
+
+    /// Waits until every write queued so far has committed (at once when none is queued).
+    async fn settle(&self) -> Result<(), StoreError> {
+        if !self.live.has_queued() {
+            return Ok(());
+        }
+        let (done, committed) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(behind::Job::Barrier(done))
+            .map_err(|_| closing())?;
+        committed.await.map_err(|_| closing())
     }
 
     /// The schema version of the database.
@@ -103,6 +149,10 @@ impl PostgresStore {
     pub async fn schema_version(&self) -> Result<i32, StoreError> {
         schema::version(&self.db).await
     }
+}
+
+fn closing() -> StoreError {
+    StoreError::Backend("the store's writer has stopped".into())
 }
 
 /// The channel every store notifies when flow runs may have become claimable.

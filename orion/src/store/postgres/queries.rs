@@ -1,15 +1,17 @@
 //! The `Store` operations of [`PostgresStore`]: each one statement or one transaction on a
-//! pooled connection, retried while the database is out of reach.
+//! pooled connection, retried while the database is out of reach; the task-run writes of
+//! flow runs executing here queued for the write-behind task (`behind`).
 
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use super::db::{Fail, Q, retrying};
-use super::runs::{first_state_of, history, set_state};
+use super::runs::{enter_state, first_state_of, history, set_state};
 use super::{PostgresStore, RUNS_DUE, filters, json, ledger, nanos, queues};
 use crate::state::State;
 use crate::store::bookkeeping::{sort_queues, type_code};
+use crate::store::live::Route;
 use crate::store::{
     Acquired, Claim, ConcurrencyLimit, Deployment, DeploymentFilter, DeploymentVersion, Flow,
     FlowRun, FlowRunFilter, LogFilter, LogRecord, Renewal, SetState, Slot, SlotRequest, Store,
@@ -72,9 +74,12 @@ impl Store for PostgresStore {
 
     fn create_flow_run(&self, run: FlowRun) -> StoreFuture<'_, FlowRun> {
         Box::pin(async move {
-            retrying!(&self.db, |c, attempt| {
+            let run = retrying!(&self.db, |c, attempt| {
                 insert_flow_run(&*c, run.clone(), attempt > 0).await
-            })
+            })?;
+            self.live
+                .flow_run_stored(run.id, run.state.as_ref().is_some_and(State::is_final));
+            Ok(run)
         })
     }
 
@@ -95,6 +100,8 @@ impl Store for PostgresStore {
 
     fn delete_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, usize> {
         Box::pin(async move {
+            self.live.forget_flow_runs();
+            self.settle().await?;
             retrying!(&self.db, |c, _attempt| {
                 let tx = c.transaction().await?;
                 let deleted = filters::delete_flow_runs(&tx, filter).await?;
@@ -192,6 +199,7 @@ impl Store for PostgresStore {
 
     fn read_flow_run(&self, id: Uuid) -> StoreFuture<'_, Option<FlowRun>> {
         Box::pin(async move {
+            self.settle().await?;
             retrying!(&self.db, |c, _attempt| c
                 .body("SELECT body FROM flow_runs WHERE id = $1", &[&id])
                 .await)
@@ -200,6 +208,7 @@ impl Store for PostgresStore {
 
     fn read_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, Vec<FlowRun>> {
         Box::pin(async move {
+            self.settle().await?;
             retrying!(&self.db, |c, _attempt| filters::flow_runs(&*c, filter)
                 .await)
         })
@@ -212,7 +221,12 @@ impl Store for PostgresStore {
         state: State,
     ) -> StoreFuture<'_, SetState> {
         Box::pin(async move {
-            retrying!(&self.db, |c, attempt| set_state::<FlowRun>(
+            // The task runs' queued writes commit first: a flow run never ends before them.
+            self.live.take_failure()?;
+            self.settle().await?;
+            self.live.take_failure()?;
+            let finished = state.is_final();
+            let written = retrying!(&self.db, |c, attempt| set_state::<FlowRun>(
                 &*c,
                 &self.known,
                 id,
@@ -220,29 +234,55 @@ impl Store for PostgresStore {
                 &state,
                 attempt > 0
             )
-            .await)
+            .await);
+            match &written {
+                Ok(SetState::Written) => self.live.flow_run_stored(id, finished),
+                // Finished or removed by another process: no longer live here.
+                Ok(SetState::Conflict {
+                    current: Some(current),
+                }) if current.is_final() => self.live.flow_run_gone(id),
+                Err(StoreError::NotFound { .. }) => self.live.flow_run_gone(id),
+                _ => {}
+            }
+            written
         })
     }
 
     fn read_flow_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
-        Box::pin(
-            async move { retrying!(&self.db, |c, _attempt| history::<FlowRun>(&*c, id).await) },
-        )
+        Box::pin(async move {
+            self.settle().await?;
+            retrying!(&self.db, |c, _attempt| history::<FlowRun>(&*c, id).await)
+        })
     }
 
-    fn create_task_run(&self, run: TaskRun) -> StoreFuture<'_, TaskRun> {
+    fn create_task_run(&self, mut run: TaskRun) -> StoreFuture<'_, TaskRun> {
         Box::pin(async move {
-            retrying!(&self.db, |c, attempt| insert_task_run(
-                &*c,
-                run.clone(),
-                attempt > 0
-            )
-            .await)
+            self.live.take_failure()?;
+            let first = first_state_of(&mut run)?;
+            match self.live.create(&run, first)? {
+                Route::Queue { .. } => {
+                    let queued = self.queue(run.id).map(|()| run);
+                    self.answer_queued(queued).await
+                }
+                Route::Await(first) => {
+                    self.settle().await?;
+                    retrying!(&self.db => get_fast, |c, attempt| insert_task_run(
+                        &*c,
+                        &run,
+                        first.as_ref(),
+                        attempt > 0
+                    )
+                    .await)?;
+                    self.known.put(&run, run.id, 0);
+                    Ok(run)
+                }
+            }
         })
     }
 
     fn read_task_run(&self, id: Uuid) -> StoreFuture<'_, Option<TaskRun>> {
         Box::pin(async move {
+            self.settle().await?;
             retrying!(&self.db, |c, _attempt| c
                 .body("SELECT body FROM task_runs WHERE id = $1", &[&id])
                 .await)
@@ -251,6 +291,7 @@ impl Store for PostgresStore {
 
     fn read_task_runs<'a>(&'a self, filter: &'a TaskRunFilter) -> StoreFuture<'a, Vec<TaskRun>> {
         Box::pin(async move {
+            self.settle().await?;
             retrying!(&self.db, |c, _attempt| filters::task_runs(&*c, filter)
                 .await)
         })
@@ -263,26 +304,45 @@ impl Store for PostgresStore {
         state: State,
     ) -> StoreFuture<'_, SetState> {
         Box::pin(async move {
-            retrying!(&self.db => get_fast, |c, attempt| set_state::<TaskRun>(
-                &*c,
-                &self.known,
-                id,
-                expected,
-                &state,
-                attempt > 0
-            )
-            .await)
+            self.live.take_failure()?;
+            match self.live.set_state(id, expected, state, enter_state)? {
+                Route::Queue {
+                    answer: Err(current),
+                    ..
+                } => Ok(SetState::Conflict { current }),
+                Route::Queue {
+                    answer: Ok(()),
+                    job,
+                } => {
+                    let queued = if job { self.queue(id) } else { Ok(()) };
+                    self.answer_queued(queued.map(|()| SetState::Written)).await
+                }
+                Route::Await(state) => {
+                    self.settle().await?;
+                    retrying!(&self.db => get_fast, |c, attempt| set_state::<TaskRun>(
+                        &*c,
+                        &self.known,
+                        id,
+                        expected,
+                        &state,
+                        attempt > 0
+                    )
+                    .await)
+                }
+            }
         })
     }
 
     fn read_task_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
-        Box::pin(
-            async move { retrying!(&self.db, |c, _attempt| history::<TaskRun>(&*c, id).await) },
-        )
+        Box::pin(async move {
+            self.settle().await?;
+            retrying!(&self.db, |c, _attempt| history::<TaskRun>(&*c, id).await)
+        })
     }
 
     fn read_cached_state<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<State>> {
         Box::pin(async move {
+            self.settle().await?;
             retrying!(&self.db, |c, _attempt| c
                 .body("SELECT body FROM cache WHERE key = $1", &[&key])
                 .await)
@@ -296,6 +356,12 @@ impl Store for PostgresStore {
                 let claimed = queues::claim(&tx, claim, attempt > 0).await?;
                 tx.commit().await?;
                 Ok(claimed)
+            })
+            .inspect(|claimed: &Vec<FlowRun>| {
+                for run in claimed {
+                    // Held here now: its task runs' writes may be queued.
+                    self.live.flow_run_stored(run.id, false);
+                }
             })
         })
     }
@@ -490,6 +556,7 @@ impl Store for PostgresStore {
 
     fn read_logs<'a>(&'a self, filter: &'a LogFilter) -> StoreFuture<'a, Vec<LogRecord>> {
         Box::pin(async move {
+            self.settle().await?;
             let min = filter.min_level.map_or(0, |l| l as i32);
             let limit = filter
                 .limit
@@ -509,6 +576,8 @@ impl Store for PostgresStore {
     /// before it (the fast pool's task-run writes and logs) is durable once it is.
     fn flush(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
+            self.settle().await?;
+            self.live.take_failure()?;
             retrying!(&self.db, |c, _attempt| {
                 c.exec("UPDATE orion_schema SET version = version", &[])
                     .await?;
@@ -593,8 +662,12 @@ async fn insert_flow_run(q: &impl Q, mut run: FlowRun, retried: bool) -> Result<
 
 /// Inserts a task run with its first state. `retried`: finding this very run stored is
 /// success.
-async fn insert_task_run(q: &impl Q, mut run: TaskRun, retried: bool) -> Result<TaskRun, Fail> {
-    let first = first_state_of(&mut run)?;
+async fn insert_task_run(
+    q: &impl Q,
+    run: &TaskRun,
+    first: Option<&String>,
+    retried: bool,
+) -> Result<(), Fail> {
     let state = run.state.as_ref();
     let inserted = q
         .one(
@@ -605,7 +678,7 @@ async fn insert_task_run(q: &impl Q, mut run: TaskRun, retried: bool) -> Result<
                 &run.name,
                 &state.map(State::id),
                 &state.map(|s| type_code(s.state_type())),
-                &json(&run)?,
+                &json(run)?,
                 &first,
             ],
         )
@@ -626,7 +699,7 @@ async fn insert_task_run(q: &impl Q, mut run: TaskRun, retried: bool) -> Result<
         }
         .into());
     }
-    Ok(run)
+    Ok(())
 }
 
 /// Creates or updates one deployment by flow and name, keeping a stored one's id and creation

@@ -9,6 +9,7 @@ use super::db::{Fail, Q};
 use super::{json, nanos, parse};
 use crate::state::State;
 use crate::store::bookkeeping::{RunTimes, first_state, record_state_times, strip, type_code};
+pub(super) use crate::store::live::Encoded;
 use crate::store::{FlowRun, SetState, StoreError, TaskRun};
 
 /// The runs this store wrote last, as written, with their revisions: the next state write of
@@ -162,21 +163,15 @@ pub(super) async fn read<R: RunTable>(q: &impl Q, id: Uuid) -> Result<Option<Rea
     }))
 }
 
-/// A state a run entered, encoded, with the cache entry it makes.
-pub(super) struct Entered {
-    pub(super) state: String,
-    pub(super) cache: Option<(String, String)>,
-}
-
 /// Moves `run` into `state` (run count, times, the kind's bookkeeping; data is not kept) and
 /// encodes the state.
-pub(super) fn enter_state<R: RunTable>(run: &mut R, state: State) -> Result<Entered, StoreError> {
+pub(super) fn enter_state<R: RunTable>(run: &mut R, state: State) -> Result<Encoded, StoreError> {
     let cache = run.note(&state)?;
     let stored = strip(state);
     record_state_times(run, &stored);
     let encoded = json(&stored)?;
     *run.state_slot() = Some(stored);
-    Ok(Entered {
+    Ok(Encoded {
         state: encoded,
         cache,
     })
@@ -189,7 +184,7 @@ pub(super) async fn update<R: RunTable>(
     id: Uuid,
     rev: i64,
     run: &mut R,
-    entered: &Entered,
+    entered: &Encoded,
     wake: Wake,
 ) -> Result<bool, Fail> {
     let body = json(run)?;

@@ -13,7 +13,6 @@
 mod file;
 mod filters;
 mod ledger;
-mod live;
 mod queries;
 mod queues;
 mod runs;
@@ -73,7 +72,7 @@ pub struct SqliteStore {
     /// The writer thread, joined on drop so the file is closed when the store is.
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The runs executing through this store, whose task-run writes are queued; see `live`.
-    live: Arc<live::Live>,
+    live: Arc<crate::store::live::Live>,
     path: PathBuf,
 }
 

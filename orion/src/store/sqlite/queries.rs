@@ -5,13 +5,13 @@ use rusqlite::{Connection, params};
 use uuid::Uuid;
 
 use super::filters;
-use super::live::{Route, Taken};
 use super::runs::{
     enter_state, first_state, history, nanos, read_history, set_state, state_columns, store_cache,
     update_run,
 };
 use super::{SqliteStore, atomically, backend, by_id, exec, exists, json, many, one, ready};
 use crate::state::State;
+use crate::store::live::{Route, Taken};
 use crate::store::{
     Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, LogFilter, LogRecord, SetState,
     Store, StoreError, StoreFuture, TaskRun, TaskRunFilter,

@@ -10,6 +10,7 @@ use super::{backend, by_id, exec, json, parse};
 use crate::state::State;
 pub(super) use crate::store::bookkeeping::first_state;
 use crate::store::bookkeeping::{RunTimes, record_state_times, strip, type_code};
+pub(super) use crate::store::live::Encoded;
 use crate::store::{FlowRun, SetState, StoreError, TaskRun};
 
 /// The statement that writes a run over its row in `$table`; see [`update_run`]. The
@@ -76,12 +77,6 @@ impl RunTable for TaskRun {
         }
         Ok(None)
     }
-}
-
-/// A state a run entered, encoded, with the cache entry it makes.
-pub(super) struct Encoded {
-    pub(super) state: String,
-    pub(super) cache: Option<(String, String)>,
 }
 
 /// Moves `run` into `state` (run count, times, the kind's bookkeeping; data is not kept) and

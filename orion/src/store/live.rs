@@ -1,4 +1,6 @@
-//! The runs this store is executing, so their task-run writes can be queued instead of awaited.
+//! The runs a store is executing, so their task-run writes can be queued instead of awaited
+//! (the SQLite and PostgreSQL stores: the writer below is SQLite's writer thread, or
+//! PostgreSQL's write-behind task).
 //!
 //! A task run belongs to the process that runs its flow run: nobody else moves it. While it is
 //! live, its record is kept here as the file will have it, a state proposed for it is checked
@@ -22,14 +24,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use uuid::Uuid;
 
-use super::runs::Encoded;
 use crate::state::State;
 use crate::store::{StoreError, TaskRun};
+
+/// A state a run entered, encoded for its history, with the cache entry it makes.
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    pub(crate) state: String,
+    pub(crate) cache: Option<(String, String)>,
+}
 
 /// The live runs, the failure of a queued write not yet reported, and how many jobs are
 /// queued and not yet committed.
 #[derive(Debug, Default)]
-pub(super) struct Live {
+pub(crate) struct Live {
     tracked: Mutex<Tracked>,
     queued: AtomicUsize,
     /// Woken when the queue shrinks to [`LOW_WATER`].
@@ -71,18 +79,18 @@ struct LiveRun {
 }
 
 /// What the writer must store for one run: taken from its gathered writes.
-pub(super) struct Taken {
+pub(crate) struct Taken {
     /// The record to write (insert or update).
-    pub(super) record: TaskRun,
+    pub(crate) record: TaskRun,
     /// `None` to insert the row; otherwise update it if its state id is still this.
-    pub(super) update_from: Option<Option<Uuid>>,
+    pub(crate) update_from: Option<Option<Uuid>>,
     /// The states to append to its history.
-    pub(super) states: Vec<String>,
-    pub(super) cache: Vec<(String, String)>,
+    pub(crate) states: Vec<String>,
+    pub(crate) cache: Vec<(String, String)>,
 }
 
 /// What to do with a task-run write.
-pub(super) enum Route<T, B = ()> {
+pub(crate) enum Route<T, B = ()> {
     /// Answer now with this; queue a job for the run when `job` is true.
     Queue { answer: T, job: bool },
     /// The run is not live here: run the write on the writer and wait for it (with this back).
@@ -110,12 +118,12 @@ impl Live {
     }
 
     /// The failure of a queued write, reported once.
-    pub(super) fn take_failure(&self) -> Result<(), StoreError> {
+    pub(crate) fn take_failure(&self) -> Result<(), StoreError> {
         self.lock().failure.take().map_or(Ok(()), Err)
     }
 
     /// Records that a queued write was not stored.
-    pub(super) fn fail(&self, run: Uuid, error: &StoreError) {
+    pub(crate) fn fail(&self, run: Uuid, error: &StoreError) {
         let mut tracked = self.lock();
         tracked.task_runs.remove(&run);
         if let StoreError::NotFound {
@@ -132,13 +140,13 @@ impl Live {
     }
 
     /// Forgets a task run another writer moved, so its next write is awaited.
-    pub(super) fn diverged(&self, run: Uuid) {
+    pub(crate) fn diverged(&self, run: Uuid) {
         self.lock().task_runs.remove(&run);
     }
 
     /// A flow run was stored, in a final state or not: live until it finishes, taking its task
     /// runs along.
-    pub(super) fn flow_run_stored(&self, id: Uuid, finished: bool) {
+    pub(crate) fn flow_run_stored(&self, id: Uuid, finished: bool) {
         if finished {
             self.flow_run_gone(id);
         } else {
@@ -147,12 +155,12 @@ impl Live {
     }
 
     /// A flow run finished or no longer exists: neither it nor its task runs are live.
-    pub(super) fn flow_run_gone(&self, id: Uuid) {
+    pub(crate) fn flow_run_gone(&self, id: Uuid) {
         self.lock().forget_flow_run(id);
     }
 
     /// Flow runs were deleted: none of them is known to exist any more.
-    pub(super) fn forget_flow_runs(&self) {
+    pub(crate) fn forget_flow_runs(&self) {
         let mut tracked = self.lock();
         tracked.flow_runs.clear();
         tracked.created.clear();
@@ -160,7 +168,7 @@ impl Live {
 
     /// A new task run, its first state prepared and encoded: live when its flow run is
     /// (otherwise the encoded state is handed back).
-    pub(super) fn create(
+    pub(crate) fn create(
         &self,
         run: &TaskRun,
         first: Option<String>,
@@ -196,7 +204,7 @@ impl Live {
     /// A compare-and-set on a live task run, decided here: `enter` moves the record into
     /// `state` and encodes it; it is only called when `expected` is the current state id.
     /// Answers the current state on a conflict; hands `state` back when the run is not live.
-    pub(super) fn set_state(
+    pub(crate) fn set_state(
         &self,
         id: Uuid,
         expected: Option<Uuid>,
@@ -225,7 +233,7 @@ impl Live {
     }
 
     /// Hands the writer what run `id` gathered since its last job (None when it was dropped).
-    pub(super) fn take(&self, id: Uuid) -> Option<Taken> {
+    pub(crate) fn take(&self, id: Uuid) -> Option<Taken> {
         let mut tracked = self.lock();
         let run = tracked.task_runs.get_mut(&id)?;
         run.queued = false;
@@ -245,24 +253,24 @@ impl Live {
     }
 
     /// One more job queued.
-    pub(super) fn queued(&self) {
+    pub(crate) fn queued(&self) {
         self.queued.fetch_add(1, Ordering::AcqRel);
     }
 
     /// A queued job's transaction ended.
-    pub(super) fn settled(&self) {
+    pub(crate) fn settled(&self) {
         if self.queued.fetch_sub(1, Ordering::AcqRel) == LOW_WATER + 1 {
             self.room.notify_waiters();
         }
     }
 
     /// Whether the writer is so far behind that new queued writes should wait.
-    pub(super) fn backlogged(&self) -> bool {
+    pub(crate) fn backlogged(&self) -> bool {
         self.queued.load(Ordering::Acquire) > HIGH_WATER
     }
 
     /// Resolves once the queue is down to [`LOW_WATER`].
-    pub(super) async fn room(&self) {
+    pub(crate) async fn room(&self) {
         loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
@@ -275,12 +283,12 @@ impl Live {
     }
 
     /// How many queued jobs have not committed.
-    pub(super) fn queued_count(&self) -> usize {
+    pub(crate) fn queued_count(&self) -> usize {
         self.queued.load(Ordering::Acquire)
     }
 
     /// Whether queued jobs are still uncommitted (reads must wait for them).
-    pub(super) fn has_queued(&self) -> bool {
+    pub(crate) fn has_queued(&self) -> bool {
         self.queued.load(Ordering::Acquire) > 0
     }
 }
@@ -293,7 +301,17 @@ mod tests {
     use crate::state::State;
     use crate::store::TaskRun;
 
-    use super::super::runs::enter_state as enter;
+    /// Moves a record into a state, as a backend's writer would.
+    fn enter(run: &mut TaskRun, state: State) -> Result<super::Encoded, crate::store::StoreError> {
+        let stored = crate::store::bookkeeping::strip(state);
+        crate::store::bookkeeping::record_state_times(run, &stored);
+        let encoded = serde_json::to_string(&stored).unwrap();
+        run.state = Some(stored);
+        Ok(super::Encoded {
+            state: encoded,
+            cache: None,
+        })
+    }
 
     #[test]
     fn writes_gather_into_one_job_until_the_writer_takes_them() {
