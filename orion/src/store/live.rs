@@ -154,6 +154,24 @@ impl Live {
         }
     }
 
+    /// What a state write of flow run `id` (into a final state when `finished`) found.
+    pub(crate) fn flow_run_written(
+        &self,
+        id: Uuid,
+        finished: bool,
+        written: &Result<crate::store::SetState, StoreError>,
+    ) {
+        match written {
+            Ok(crate::store::SetState::Written) => self.flow_run_stored(id, finished),
+            // Finished or removed by another process: no longer live here.
+            Ok(crate::store::SetState::Conflict {
+                current: Some(current),
+            }) if current.is_final() => self.flow_run_gone(id),
+            Err(StoreError::NotFound { .. }) => self.flow_run_gone(id),
+            _ => {}
+        }
+    }
+
     /// A flow run finished or no longer exists: neither it nor its task runs are live.
     pub(crate) fn flow_run_gone(&self, id: Uuid) {
         self.lock().forget_flow_run(id);

@@ -24,6 +24,18 @@ async fn notify_due(q: &impl Q) -> Result<(), Fail> {
     Ok(())
 }
 
+impl PostgresStore {
+    /// The record (JSON) `sql` answers for one key, after the queued writes.
+    async fn body_of<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        key: &(dyn tokio_postgres::types::ToSql + Sync),
+    ) -> Result<Option<T>, StoreError> {
+        self.settle().await?;
+        retrying!(&self.db, |c, _attempt| c.body(sql, &[key]).await)
+    }
+}
+
 impl Store for PostgresStore {
     fn upsert_flow(&self, flow: Flow) -> StoreFuture<'_, Flow> {
         Box::pin(async move {
@@ -50,17 +62,15 @@ impl Store for PostgresStore {
 
     fn read_flow(&self, id: Uuid) -> StoreFuture<'_, Option<Flow>> {
         Box::pin(async move {
-            retrying!(&self.db, |c, _attempt| c
-                .body("SELECT body FROM flows WHERE id = $1", &[&id])
-                .await)
+            self.body_of("SELECT body FROM flows WHERE id = $1", &id)
+                .await
         })
     }
 
     fn read_flow_by_name<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Flow>> {
         Box::pin(async move {
-            retrying!(&self.db, |c, _attempt| c
-                .body("SELECT body FROM flows WHERE name = $1", &[&name])
-                .await)
+            self.body_of("SELECT body FROM flows WHERE name = $1", &name)
+                .await
         })
     }
 
@@ -127,9 +137,8 @@ impl Store for PostgresStore {
 
     fn read_deployment(&self, id: Uuid) -> StoreFuture<'_, Option<Deployment>> {
         Box::pin(async move {
-            retrying!(&self.db, |c, _attempt| c
-                .body("SELECT body FROM deployments WHERE id = $1", &[&id])
-                .await)
+            self.body_of("SELECT body FROM deployments WHERE id = $1", &id)
+                .await
         })
     }
 
@@ -199,10 +208,8 @@ impl Store for PostgresStore {
 
     fn read_flow_run(&self, id: Uuid) -> StoreFuture<'_, Option<FlowRun>> {
         Box::pin(async move {
-            self.settle().await?;
-            retrying!(&self.db, |c, _attempt| c
-                .body("SELECT body FROM flow_runs WHERE id = $1", &[&id])
-                .await)
+            self.body_of("SELECT body FROM flow_runs WHERE id = $1", &id)
+                .await
         })
     }
 
@@ -235,15 +242,7 @@ impl Store for PostgresStore {
                 attempt > 0
             )
             .await);
-            match &written {
-                Ok(SetState::Written) => self.live.flow_run_stored(id, finished),
-                // Finished or removed by another process: no longer live here.
-                Ok(SetState::Conflict {
-                    current: Some(current),
-                }) if current.is_final() => self.live.flow_run_gone(id),
-                Err(StoreError::NotFound { .. }) => self.live.flow_run_gone(id),
-                _ => {}
-            }
+            self.live.flow_run_written(id, finished, &written);
             written
         })
     }
@@ -282,10 +281,8 @@ impl Store for PostgresStore {
 
     fn read_task_run(&self, id: Uuid) -> StoreFuture<'_, Option<TaskRun>> {
         Box::pin(async move {
-            self.settle().await?;
-            retrying!(&self.db, |c, _attempt| c
-                .body("SELECT body FROM task_runs WHERE id = $1", &[&id])
-                .await)
+            self.body_of("SELECT body FROM task_runs WHERE id = $1", &id)
+                .await
         })
     }
 
@@ -342,10 +339,8 @@ impl Store for PostgresStore {
 
     fn read_cached_state<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<State>> {
         Box::pin(async move {
-            self.settle().await?;
-            retrying!(&self.db, |c, _attempt| c
-                .body("SELECT body FROM cache WHERE key = $1", &[&key])
-                .await)
+            self.body_of("SELECT body FROM cache WHERE key = $1", &key)
+                .await
         })
     }
 
@@ -398,9 +393,8 @@ impl Store for PostgresStore {
 
     fn read_work_queue<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<WorkQueue>> {
         Box::pin(async move {
-            retrying!(&self.db, |c, _attempt| c
-                .body("SELECT body FROM work_queues WHERE name = $1", &[&name])
-                .await)
+            self.body_of("SELECT body FROM work_queues WHERE name = $1", &name)
+                .await
         })
     }
 
@@ -458,12 +452,8 @@ impl Store for PostgresStore {
         name: &'a str,
     ) -> StoreFuture<'a, Option<ConcurrencyLimit>> {
         Box::pin(async move {
-            retrying!(&self.db, |c, _attempt| c
-                .body(
-                    "SELECT body FROM concurrency_limits WHERE name = $1",
-                    &[&name]
-                )
-                .await)
+            self.body_of("SELECT body FROM concurrency_limits WHERE name = $1", &name)
+                .await
         })
     }
 

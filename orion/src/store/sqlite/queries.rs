@@ -159,15 +159,7 @@ impl Store for SqliteStore {
         let written = self.write(move |tx| set_state::<FlowRun>(tx, id, expected, state));
         Box::pin(async move {
             let written = written.await;
-            match &written {
-                Ok(SetState::Written) => self.live.flow_run_stored(id, finished),
-                // Finished or removed by another process: no longer live here.
-                Ok(SetState::Conflict {
-                    current: Some(current),
-                }) if current.is_final() => self.live.flow_run_gone(id),
-                Err(StoreError::NotFound { .. }) => self.live.flow_run_gone(id),
-                _ => {}
-            }
+            self.live.flow_run_written(id, finished, &written);
             written
         })
     }
