@@ -223,3 +223,15 @@ async fn random_interleavings_never_exceed_a_limit_nor_overtake_on_the_sqlite_st
         interleavings(&store, 1_000 + seed, 200).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_interleavings_never_exceed_a_limit_nor_overtake_on_the_postgres_store() {
+    let Some(server) = crate::pg::server() else {
+        return;
+    };
+    for seed in 0..10 {
+        let url = crate::pg::fresh_url(&server, "ledger").await;
+        let store = orion::store::PostgresStore::connect(&url).await.unwrap();
+        interleavings(&store, 2_000 + seed, 200).await;
+    }
+}
