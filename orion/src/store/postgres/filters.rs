@@ -155,10 +155,14 @@ fn flow_run_rows(filter: &FlowRunFilter) -> Where {
         w.and("state_name = ANY($?)", filter.state_names.clone());
     }
     if !filter.tags.is_empty() {
-        w.and("tags @> $?", filter.tags.clone());
+        // `tags <> '{}'` lets the planner use the partial index (implied by `@>` a non-empty set).
+        w.and("tags <> '{}' AND tags @> $?", filter.tags.clone());
     }
     if let Some(id) = filter.parent_task_run_id {
-        w.and("parent_task_run_id = $?", id);
+        w.and(
+            "parent_task_run_id IS NOT NULL AND parent_task_run_id = $?",
+            id,
+        );
     }
     if let Some(id) = filter.deployment_id {
         w.and("deployment_id = $?", id);

@@ -346,18 +346,22 @@ impl Store for PostgresStore {
 
     fn claim_flow_runs<'a>(&'a self, claim: &'a Claim) -> StoreFuture<'a, Vec<FlowRun>> {
         Box::pin(async move {
-            retrying!(&self.db, |c, attempt| {
+            let claimed = retrying!(&self.db, |c, attempt| {
                 let tx = c.transaction().await?;
                 let claimed = queues::claim(&tx, claim, attempt > 0).await?;
                 tx.commit().await?;
                 Ok(claimed)
-            })
-            .inspect(|claimed: &Vec<FlowRun>| {
-                for run in claimed {
-                    // Held here now: its task runs' writes may be queued.
+            })?;
+            Ok(claimed
+                .into_iter()
+                .map(|(run, rev)| {
+                    // Held here now: its task runs' writes may be queued, and its next state
+                    // write (Running) needs no read.
                     self.live.flow_run_stored(run.id, false);
-                }
-            })
+                    self.known.put(&run, run.id, rev);
+                    run
+                })
+                .collect())
         })
     }
 

@@ -21,11 +21,12 @@ const HOLDING: &str = "'{PENDING,RUNNING,CANCELLING}'";
 /// Claims what `claim` names that is still claimable; see
 /// [`crate::store::Store::claim_flow_runs`]. `retried`: an earlier attempt may have committed,
 /// so a run found already in the state this claim writes, under its lease, is claimed.
+/// Each run written comes with its new revision.
 pub(super) async fn claim(
     tx: &deadpool_postgres::Transaction<'_>,
     claim: &Claim,
     retried: bool,
-) -> Result<Vec<FlowRun>, Fail> {
+) -> Result<Vec<(FlowRun, i64)>, Fail> {
     let queue: Option<WorkQueue> = tx
         .body(
             "SELECT body FROM work_queues WHERE name = $1",
@@ -103,7 +104,7 @@ pub(super) async fn claim(
         {
             held += 1;
             taken += 1;
-            claimed.push(run);
+            claimed.push((run, rev));
             continue;
         }
         if !claimable(&run, want, &claim.lease) {
@@ -126,7 +127,7 @@ pub(super) async fn claim(
                 // The deployment is full: the run waits (or is cancelled) instead.
                 if let Some(state) = d.when_full.clone() {
                     if write_claimed(tx, &mut run, rev, want, state).await? {
-                        claimed.push(run);
+                        claimed.push((run, rev + 1));
                     }
                 }
                 continue;
@@ -139,7 +140,7 @@ pub(super) async fn claim(
                 held += 1;
             }
             taken += 1;
-            claimed.push(run);
+            claimed.push((run, rev + 1));
         }
     }
     Ok(claimed)

@@ -10,6 +10,8 @@ pub(super) const VERSION: i32 = 1;
 const MIGRATION_LOCK: i64 = 0x006f_7269_6f6e;
 
 /// Times are nanoseconds since the epoch; ids are uuids; records are JSON text in `body`.
+/// Indexes on columns most runs leave empty (a parent, tags) are partial: a state write of a
+/// run without them (every state write rewrites the row's index entries) skips them.
 /// State histories have no foreign key: their rows are written only with their run's (in the
 /// same statement) and deleted with it, and a key check would cost every state write a
 /// lookup and a lock on the run.
@@ -41,12 +43,12 @@ CREATE TABLE flow_runs (
 );
 CREATE INDEX flow_runs_flow ON flow_runs (flow_id, created);
 CREATE INDEX flow_runs_deployment ON flow_runs (deployment_id, state_type);
-CREATE INDEX flow_runs_parent ON flow_runs (parent_task_run_id);
+CREATE INDEX flow_runs_parent ON flow_runs (parent_task_run_id) WHERE parent_task_run_id IS NOT NULL;
 CREATE INDEX flow_runs_state ON flow_runs (state_type, expected_start, created, id);
 CREATE INDEX flow_runs_state_name ON flow_runs (state_name);
 CREATE INDEX flow_runs_created ON flow_runs (created, id);
 CREATE INDEX flow_runs_work_queue ON flow_runs (work_queue, state_type, expected_start, created, id);
-CREATE INDEX flow_runs_tags ON flow_runs USING gin (tags);
+CREATE INDEX flow_runs_tags ON flow_runs USING gin (tags) WHERE tags <> '{}';
 CREATE INDEX flow_runs_lease ON flow_runs (lease_until) WHERE lease_until IS NOT NULL;
 CREATE TABLE flow_run_states (
     seq bigserial PRIMARY KEY,
