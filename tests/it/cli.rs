@@ -197,3 +197,71 @@ async fn run_async_works_inside_a_runtime_the_caller_has() {
     assert_eq!(code, 2);
     assert!(String::from_utf8(err).unwrap().starts_with("error: "));
 }
+
+/// `database info | upgrade | vacuum | reset` on a PostgreSQL database: counts, version,
+/// confirmation, and the password never shown.
+#[test]
+fn database_commands_on_postgres() {
+    let Some(server) = crate::pg::server() else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt.block_on(async {
+        let url = crate::pg::fresh_url(&server, "cli-db").await;
+        let orion = orion::Orion::open(&url).await.unwrap();
+        orion.client().create_flow("pg-info-flow").await.unwrap();
+        url
+    });
+    let run = |args: Vec<String>, input: &'static [u8]| {
+        let mut all = vec![
+            "orion".to_owned(),
+            "database".into(),
+            "--url".into(),
+            url.clone(),
+        ];
+        all.extend(args);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = orion::cli::run_with_input(all, &mut out, &mut err, &mut &input[..]);
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    };
+    let info = || run(vec!["info".into()], b"");
+    let (code, out, err) = info();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("schema version   1"), "{out}");
+    assert!(out.contains("flows            1"), "{out}");
+    let (code, out, _) = run(vec!["upgrade".into()], b"");
+    assert_eq!(code, 0);
+    assert!(out.contains("schema version 1"), "{out}");
+    let (code, out, _) = run(vec!["vacuum".into()], b"");
+    assert_eq!(code, 0, "{out}");
+    let (_, out, _) = run(vec!["reset".into()], b"no\n");
+    assert!(out.contains("Not reset."), "{out}");
+    assert!(info().1.contains("flows            1"));
+    let (code, out, _) = run(vec!["reset".into(), "--yes".into()], b"");
+    assert_eq!(code, 0);
+    assert!(out.starts_with("Reset "), "{out}");
+    assert!(info().1.contains("flows            0"));
+
+    // A password in the URL is never printed.
+    let (_, rest) = server.split_once("://").unwrap();
+    let host_db = rest.split_once('@').map_or(rest, |(_, h)| h);
+    let with_password = format!("postgres://nobody:hunter2@{host_db}");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = orion::cli::run_with_input(
+        ["orion", "database", "--url", &with_password, "info"],
+        &mut out,
+        &mut err,
+        &mut &b""[..],
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out),
+        String::from_utf8_lossy(&err)
+    );
+    assert_ne!(code, 0);
+    assert!(!all.contains("hunter2"), "{all}");
+}

@@ -1,4 +1,4 @@
-//! `database info | reset | vacuum | upgrade` on the SQLite file.
+//! `database info | reset | vacuum | upgrade` on the SQLite file or the PostgreSQL database.
 
 use std::io::{BufRead, Write};
 
@@ -47,9 +47,8 @@ fn schema_version(path: &std::path::Path) -> Option<i64> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0)).ok()
 }
 
-/// The SQLite file the arguments or the environment name.
-fn sqlite_path(url: Option<String>) -> Result<std::path::PathBuf, String> {
-    let url = url.unwrap_or_else(Orion::database_url_from_env);
+/// The SQLite file a URL names.
+fn sqlite_path(url: &str) -> Result<std::path::PathBuf, String> {
     match url.split_once("://") {
         Some(("sqlite", path)) if !path.is_empty() => Ok(path.into()),
         _ => Err(format!(
@@ -58,12 +57,34 @@ fn sqlite_path(url: Option<String>) -> Result<std::path::PathBuf, String> {
     }
 }
 
-pub(super) fn run(
+/// Asks before deleting everything in `what`: whether the answer was yes.
+fn confirmed(what: &str, out: &mut dyn Write, input: &mut dyn BufRead) -> Result<bool, String> {
+    write!(
+        out,
+        "Delete every run, deployment and log in {what}? [y/N] "
+    )
+    .map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    input.read_line(&mut answer).map_err(|e| e.to_string())?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        return Ok(true);
+    }
+    writeln!(out, "Not reset.").map_err(|e| e.to_string())?;
+    Ok(false)
+}
+
+pub(super) async fn run(
     args: DatabaseArgs,
     out: &mut dyn Write,
     input: &mut dyn BufRead,
 ) -> Result<(), String> {
-    let path = sqlite_path(args.url)?;
+    let url = args.url.unwrap_or_else(Orion::database_url_from_env);
+    #[cfg(feature = "postgres")]
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return postgres(&url, args.command, out, input).await;
+    }
+    let path = sqlite_path(&url)?;
     match args.command {
         DatabaseCommand::Vacuum => {
             let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
@@ -121,20 +142,8 @@ pub(super) fn run(
             Ok(())
         }
         DatabaseCommand::Reset { yes } => {
-            if !yes {
-                write!(
-                    out,
-                    "Delete every run, deployment and log in {}? [y/N] ",
-                    path.display()
-                )
-                .map_err(|e| e.to_string())?;
-                out.flush().map_err(|e| e.to_string())?;
-                let mut answer = String::new();
-                input.read_line(&mut answer).map_err(|e| e.to_string())?;
-                if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-                    writeln!(out, "Not reset.").map_err(|e| e.to_string())?;
-                    return Ok(());
-                }
+            if !yes && !confirmed(&path.display().to_string(), out, input)? {
+                return Ok(());
             }
             for suffix in ["", "-wal", "-shm"] {
                 let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
@@ -146,6 +155,51 @@ pub(super) fn run(
             }
             SqliteStore::open(&path).map_err(|e| e.to_string())?;
             writeln!(out, "Reset {}.", path.display()).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// The same commands on a PostgreSQL database (which orion does not create or drop: reset
+/// empties its tables).
+#[cfg(feature = "postgres")]
+async fn postgres(
+    url: &str,
+    command: DatabaseCommand,
+    out: &mut dyn Write,
+    input: &mut dyn BufRead,
+) -> Result<(), String> {
+    use crate::store::PostgresStore;
+    let shown = crate::store::redact_url(url);
+    let store = PostgresStore::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let line =
+        |out: &mut dyn Write, text: String| writeln!(out, "{text}").map_err(|e| e.to_string());
+    match command {
+        DatabaseCommand::Info => {
+            line(out, format!("{:<16} {shown}", "database"))?;
+            for (name, value) in store.stats().await.map_err(|e| e.to_string())? {
+                line(out, format!("{name:<16} {value}"))?;
+            }
+            Ok(())
+        }
+        DatabaseCommand::Upgrade => {
+            let version = store.schema_version().await.map_err(|e| e.to_string())?;
+            line(out, format!("{shown} is at schema version {version}"))
+        }
+        DatabaseCommand::Vacuum => {
+            store.vacuum().await.map_err(|e| e.to_string())?;
+            line(
+                out,
+                format!("Vacuumed and analyzed orion's tables in {shown}"),
+            )
+        }
+        DatabaseCommand::Reset { yes } => {
+            if !yes && !confirmed(&shown, out, input)? {
+                return Ok(());
+            }
+            store.reset().await.map_err(|e| e.to_string())?;
+            line(out, format!("Reset {shown}."))
         }
     }
 }

@@ -321,7 +321,9 @@ impl Cli {
         match command {
             Command::Schedule(cmd) => schedule::run(cmd, o.out).map_err(Failure::Input),
             #[cfg(feature = "sqlite")]
-            Command::Database(cmd) => database::run(cmd, o.out, input).map_err(Failure::Input),
+            Command::Database(cmd) => database::run(cmd, o.out, input)
+                .await
+                .map_err(Failure::Input),
             Command::Completions { shell } => {
                 let mut cmd = Args::command();
                 let shell = match shell {

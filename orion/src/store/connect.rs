@@ -86,7 +86,7 @@ fn postgres_blocking(url: &str) -> Result<Arc<dyn Store>> {
         .as_ref()
         .map_err(|e| Error::Setting {
             name: "database URL",
-            value: redact(url),
+            value: redact_url(url),
             reason: format!("cannot start a runtime for the PostgreSQL store: {e}"),
         })?;
     let owned = url.to_owned();
@@ -117,13 +117,13 @@ async fn postgres(url: &str) -> Result<Arc<dyn Store>> {
 fn setting(url: &str, reason: String) -> Error {
     Error::Setting {
         name: "database URL",
-        value: redact(url),
+        value: redact_url(url),
         reason,
     }
 }
 
-/// A URL with its password, if any, replaced by `***`.
-fn redact(url: &str) -> String {
+/// A URL with its password, if any, replaced by `***`: how messages show a database URL.
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

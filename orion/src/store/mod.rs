@@ -25,7 +25,7 @@ use std::pin::Pin;
 
 use uuid::Uuid;
 
-pub use connect::{URL_SCHEMES, connect, connect_blocking};
+pub use connect::{URL_SCHEMES, connect, connect_blocking, redact_url};
 pub use error::StoreError;
 
 pub use filter::{DeploymentFilter, FlowRunFilter, LogFilter, Sort, TaskRunFilter};

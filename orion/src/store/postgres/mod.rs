@@ -141,6 +141,61 @@ impl PostgresStore {
         committed.await.map_err(|_| closing())
     }
 
+    /// The schema version and the rows of the main tables, for `orion database info`.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be read.
+    pub async fn stats(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.settle().await?;
+        let mut out = vec![(
+            "schema version".to_owned(),
+            i64::from(self.schema_version().await?),
+        )];
+        for table in ["flows", "flow_runs", "task_runs", "deployments", "logs"] {
+            let sql = format!("SELECT count(*) FROM {table}");
+            let n: i64 = db::retrying!(&self.db, |c, _attempt| {
+                use db::Q;
+                Ok(c.one(&sql, &[]).await?.try_get(0)?)
+            })?;
+            out.push((table.replace('_', " "), n));
+        }
+        Ok(out)
+    }
+
+    /// Deletes every record (the tables stay, at this schema version), for
+    /// `orion database reset`.
+    ///
+    /// # Errors
+    ///
+    /// When the database refuses.
+    pub async fn reset(&self) -> Result<(), StoreError> {
+        self.settle().await?;
+        db::retrying!(&self.db, |c, _attempt| {
+            c.batch_execute(
+                "TRUNCATE flows, flow_runs, flow_run_states, task_runs, task_run_states, cache, logs, deployments, work_queues, concurrency_limits, concurrency_slots RESTART IDENTITY",
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Gives back the space of deleted records and refreshes the planner's statistics
+    /// (`VACUUM ANALYZE` of orion's tables), for `orion database vacuum`.
+    ///
+    /// # Errors
+    ///
+    /// When the database refuses.
+    pub async fn vacuum(&self) -> Result<(), StoreError> {
+        db::retrying!(&self.db, |c, _attempt| {
+            c.batch_execute(
+                "VACUUM ANALYZE flows, flow_runs, flow_run_states, task_runs, task_run_states, cache, logs, deployments, work_queues, concurrency_limits, concurrency_slots",
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
     /// The schema version of the database.
     ///
     /// # Errors
