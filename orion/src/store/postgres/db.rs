@@ -221,7 +221,8 @@ impl Db {
         fast.options(server_options.trim_start());
         let db = Db {
             pool: pool(config.clone(), options.pool_size)?,
-            fast: pool(fast, options.pool_size)?,
+            // Task-run writes and logs: the write-behind task and a few awaited writes.
+            fast: pool(fast, (options.pool_size / 4).max(2))?,
             config,
             describe,
         };

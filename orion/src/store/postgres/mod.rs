@@ -7,7 +7,8 @@
 //! checks the row's revision (`rev`) or holds its lock, so any number of processes may write at
 //! once. `db` is the connection layer (pool, retries, errors), `schema` the migrations, `runs`
 //! the run rows, `queries` the `Store` implementation, `queues` claims and leases, `ledger`
-//! the concurrency ledger, `filters` the SQL of filters and `listen` the wake-up channel.
+//! the concurrency ledger, `filters` the SQL of filters, `listen` the wake-up channel and
+//! `behind` the write-behind of the task runs of flow runs executing here.
 
 mod behind;
 mod db;
@@ -79,7 +80,9 @@ impl PostgresStore {
     ///
     /// The URL takes libpq's options (`host`, `port`, `user`, `password`, `dbname`,
     /// `connect_timeout`, `options=-c search_path=…`, …) and orion's own `pool_size` (the most
-    /// connections this process opens; 16 by default). Only `sslmode=disable` or `prefer`
+    /// connections this store opens for its durable writes and reads, 16 by default; it also
+    /// opens up to a quarter as many for task-run writes and log lines, at least two, and one
+    /// listening connection). Only `sslmode=disable` or `prefer`
     /// (which then connects without TLS) are accepted: this build has no TLS.
     ///
     /// # Errors
@@ -171,6 +174,7 @@ impl PostgresStore {
     /// When the database refuses.
     pub async fn reset(&self) -> Result<(), StoreError> {
         self.settle().await?;
+        self.live.forget_flow_runs();
         db::retrying!(&self.db, |c, _attempt| {
             c.batch_execute(
                 "TRUNCATE flows, flow_runs, flow_run_states, task_runs, task_run_states, cache, logs, deployments, work_queues, concurrency_limits, concurrency_slots RESTART IDENTITY",
