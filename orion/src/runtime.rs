@@ -73,9 +73,11 @@ impl Orion {
         }
     }
 
-    /// A runtime over the store a URL names: `memory://`, or `sqlite://PATH` (feature
+    /// A runtime over the store a URL names: `memory://`, `sqlite://PATH` (feature
     /// `sqlite`; the file and its directory are created when missing), optionally
-    /// `sqlite://PATH?synchronous=normal` (see [`crate::store::Durability`]).
+    /// `sqlite://PATH?synchronous=normal` (see [`crate::store::Durability`]), or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (feature `postgres`: one database shared
+    /// by every process on every machine).
     ///
     /// # Errors
     ///

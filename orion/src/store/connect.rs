@@ -16,10 +16,12 @@ pub const URL_SCHEMES: &[&str] = &[
     "postgresql",
 ];
 
-/// The store a URL names: `memory://` (a new in-memory store), or `sqlite://PATH` (feature
+/// The store a URL names: `memory://` (a new in-memory store), `sqlite://PATH` (feature
 /// `sqlite`; the file and its directory are created when missing), optionally
-/// `sqlite://PATH?synchronous=normal` (see [`super::Durability`]). Opening a file does
-/// blocking I/O: from async code, use [`connect`].
+/// `sqlite://PATH?synchronous=normal` (see [`super::Durability`]), or
+/// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (feature `postgres`; see
+/// `PostgresStore::connect`). Opening a file does blocking I/O: from async code, use
+/// [`connect`].
 ///
 /// ```
 /// let store = orion::store::connect_blocking("memory://")?;
@@ -122,19 +124,41 @@ fn setting(url: &str, reason: String) -> Error {
     }
 }
 
-/// A URL with its password, if any, replaced by `***`: how messages show a database URL.
+/// A URL with its password, if any (`user:PASSWORD@host`, `?password=…`), replaced by `***`:
+/// how messages show a database URL.
+///
+/// ```
+/// use orion::store::redact_url;
+/// assert_eq!(redact_url("postgres://orion:s3cret@db/orion"), "postgres://orion:***@db/orion");
+/// assert_eq!(redact_url("postgres://db/orion?user=o&password=s3cret"), "postgres://db/orion?user=o&password=***");
+/// assert_eq!(redact_url("sqlite:///tmp/orion.db"), "sqlite:///tmp/orion.db");
+/// ```
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
+    let (rest, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(r, q)| (r, Some(q)));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
         Some((credentials, host)) => match credentials.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
         },
-        None => url.to_owned(),
-    }
+        None => authority.to_owned(),
+    };
+    let query = query.map(|q| {
+        let pairs: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some(("password", _)) => "password=***".to_owned(),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        format!("?{}", pairs.join("&"))
+    });
+    format!("{scheme}://{authority}{path}{}", query.unwrap_or_default())
 }
 
 /// [`connect_blocking`] on tokio's blocking pool.
