@@ -89,6 +89,38 @@ pub(crate) fn first_state<R: RunTimes>(run: &mut R) -> Option<State> {
     Some(first)
 }
 
+/// A task run entering `state` remembers its cache key; a Completed state with data is also
+/// the cache entry to store (its key, and the state as `encode` writes it).
+pub(crate) fn note_cache_key(
+    run: &mut TaskRun,
+    state: &State,
+    encode: impl FnOnce(&State) -> Result<String, crate::store::StoreError>,
+) -> Result<Option<(String, String)>, crate::store::StoreError> {
+    let Some(key) = &state.details().cache_key else {
+        return Ok(None);
+    };
+    run.cache_key = Some(key.clone());
+    if state.is_completed() && state.data().is_some() {
+        return Ok(Some((key.clone(), encode(state)?)));
+    }
+    Ok(None)
+}
+
+/// A record as the SQL stores keep it: JSON text.
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<String, crate::store::StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| crate::store::StoreError::Backend(format!("cannot encode a record: {e}")))
+}
+
+/// A record read back from JSON text.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, crate::store::StoreError> {
+    serde_json::from_str(text).map_err(|e| {
+        crate::store::StoreError::Backend(format!("corrupt record in the database: {e}"))
+    })
+}
+
 /// The history keeps no result data: results live in the cache index only.
 pub(crate) fn strip(state: State) -> State {
     if state.data().is_some() {

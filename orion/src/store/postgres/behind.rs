@@ -113,15 +113,7 @@ async fn write_one(tx: &deadpool_postgres::Transaction<'_>, t: &Taken) -> Result
                     &[&run.id, &run.flow_run_id, &run.name, &state_id, &kind, &body, &t.states],
                 )
                 .await
-                .map_err(|e| match e.code() {
-                    Some(code) if *code == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => {
-                        Fail::Store(StoreError::NotFound {
-                            what: "flow run",
-                            id: run.flow_run_id.unwrap_or_default(),
-                        })
-                    }
-                    _ => e,
-                })?;
+                .map_err(|e| e.missing("flow run", run.flow_run_id.unwrap_or_default()))?;
             // An id already stored is this run, written by an attempt whose answer was lost
             // (ids of other runs are refused before they are queued).
             inserted.try_get::<_, i64>(0)?.max(1)

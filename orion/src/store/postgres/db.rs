@@ -88,6 +88,17 @@ impl Fail {
         }
     }
 
+    /// A foreign-key violation read as the missing record it names (a task run's flow run,
+    /// a run's flow); any other failure as it is.
+    pub(super) fn missing(self, what: &'static str, id: uuid::Uuid) -> Fail {
+        match self.code() {
+            Some(code) if *code == SqlState::FOREIGN_KEY_VIOLATION => {
+                Fail::Store(StoreError::NotFound { what, id })
+            }
+            _ => self,
+        }
+    }
+
     /// The SQL state of a database error.
     pub(super) fn code(&self) -> Option<&SqlState> {
         match self {

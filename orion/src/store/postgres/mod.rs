@@ -22,9 +22,6 @@ mod schema;
 
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
 use super::StoreError;
 
 pub(crate) use db::parse_url;
@@ -217,15 +214,7 @@ fn closing() -> StoreError {
 /// The channel every store notifies when flow runs may have become claimable.
 const RUNS_DUE: &str = "orion_runs_due";
 
-fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::Backend(format!("cannot encode a record: {e}")))
-}
-
-fn parse<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text)
-        .map_err(|e| StoreError::Backend(format!("corrupt record in the database: {e}")))
-}
+use crate::store::bookkeeping::{decode as parse, encode as json};
 
 /// A time as its column keeps it: nanoseconds since the epoch (the far future capped).
 fn nanos(t: jiff::Timestamp) -> i64 {

@@ -616,15 +616,7 @@ async fn insert_flow_run(q: &impl Q, mut run: FlowRun, retried: bool) -> Result<
             ],
         )
         .await
-        .map_err(|e| match e.code() {
-            Some(code) if *code == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => {
-                Fail::Store(StoreError::NotFound {
-                    what: "flow",
-                    id: run.flow_id,
-                })
-            }
-            _ => e,
-        })?;
+        .map_err(|e| e.missing("flow", run.flow_id))?;
     if inserted.try_get::<_, i64>(0)? > 0 {
         return Ok(run);
     }
@@ -679,15 +671,7 @@ async fn insert_task_run(
             ],
         )
         .await
-        .map_err(|e| match e.code() {
-            Some(code) if *code == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => {
-                Fail::Store(StoreError::NotFound {
-                    what: "flow run",
-                    id: run.flow_run_id.unwrap_or_default(),
-                })
-            }
-            _ => e,
-        })?;
+        .map_err(|e| e.missing("flow run", run.flow_run_id.unwrap_or_default()))?;
     if inserted.try_get::<_, i64>(0)? == 0 && !retried {
         return Err(StoreError::AlreadyExists {
             what: "task run",

@@ -103,16 +103,8 @@ impl RunTable for TaskRun {
     const READ: &'static str = "SELECT body, rev FROM task_runs WHERE id = $1";
     const UPDATE: &'static str = "WITH u AS (UPDATE task_runs SET body = $3, state_id = $4, state_type = $5, rev = rev + 1 WHERE id = $1 AND rev = $2 RETURNING id), s AS (INSERT INTO task_run_states (run_id, body) SELECT id, $6 FROM u) SELECT count(*) FROM u";
     const HISTORY: &'static str = "SELECT body FROM task_run_states WHERE run_id = $1 ORDER BY seq";
-    /// Remembers the cache key; a Completed state with data is also the cache entry.
     fn note(&mut self, state: &State) -> Result<Option<(String, String)>, StoreError> {
-        let Some(key) = &state.details().cache_key else {
-            return Ok(None);
-        };
-        self.cache_key = Some(key.clone());
-        if state.is_completed() && state.data().is_some() {
-            return Ok(Some((key.clone(), json(state)?)));
-        }
-        Ok(None)
+        crate::store::bookkeeping::note_cache_key(self, state, json)
     }
 }
 

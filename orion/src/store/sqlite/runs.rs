@@ -66,16 +66,8 @@ impl RunTable for TaskRun {
     const TABLE: &'static str = "task_runs";
     const WHAT: &'static str = "task run";
     const UPDATE: &'static str = update_sql!("task_runs", "");
-    /// Remembers the cache key; a Completed state with data is also the cache entry.
     fn note(&mut self, state: &State) -> Result<Option<(String, String)>, StoreError> {
-        let Some(key) = &state.details().cache_key else {
-            return Ok(None);
-        };
-        self.cache_key = Some(key.clone());
-        if state.is_completed() && state.data().is_some() {
-            return Ok(Some((key.clone(), json(state)?)));
-        }
-        Ok(None)
+        crate::store::bookkeeping::note_cache_key(self, state, json)
     }
 }
 
