@@ -358,7 +358,9 @@ impl Store for PostgresStore {
                     // Held here now: its task runs' writes may be queued, and its next state
                     // write (Running) needs no read.
                     self.live.flow_run_stored(run.id, false);
-                    self.known.put(&run, run.id, rev);
+                    if run.state.as_ref().is_some_and(State::is_pending) {
+                        self.known.put(&run, run.id, rev);
+                    }
                     run
                 })
                 .collect())
