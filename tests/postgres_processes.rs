@@ -109,17 +109,19 @@ fn child_agent() {
         // Runs still to do: due ones waiting, and ones under way (the schedulers' future runs
         // are not).
         let active = FlowRunFilter::new()
+            .work_queue_name("default")
             .state_types([
                 StateType::Pending,
                 StateType::Running,
                 StateType::Cancelling,
             ])
             .limit(1);
-        let deadline = Instant::now() + Duration::from_secs(300);
+        let deadline = Instant::now() + Duration::from_secs(600);
         let mut idle = 0;
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let due = FlowRunFilter::new()
+                .work_queue_name("default")
                 .state_types([StateType::Scheduled])
                 .expected_start_between(None, Some(orion.client().now()))
                 .limit(1);
@@ -169,13 +171,14 @@ fn eight_agents_and_two_schedulers_run_ten_thousand_due_runs_exactly_once() {
             .flow_name("pgp-trivial")
             .parameters(json!({"n": 1})),
     );
-    // Deployments whose schedules the two schedulers fill at once (their slots are in the
-    // future: the agents leave them alone).
+    // Deployments whose schedules the two schedulers fill at once, on a queue no agent here
+    // serves (an hourly slot may fall due while the test runs).
     let scheduled: Vec<Deployment> = (0..20)
         .map(|i| {
             deploy(
                 &url,
                 DeploymentSpec::new(format!("sched-{i}"))
+                    .work_queue_name("schedulers-only")
                     .flow_name("pgp-trivial")
                     .parameters(json!({"n": i}))
                     .schedule(IntervalSchedule::new(Duration::from_secs(3600)).unwrap()),

@@ -232,8 +232,7 @@ impl Db {
         fast.options(server_options.trim_start());
         let db = Db {
             pool: pool(config.clone(), options.pool_size)?,
-            // Task-run writes and logs: the write-behind task and a few awaited writes.
-            fast: pool(fast, (options.pool_size / 4).max(2))?,
+            fast: pool(fast, options.pool_size)?,
             config,
             describe,
         };

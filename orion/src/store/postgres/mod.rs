@@ -77,9 +77,9 @@ impl PostgresStore {
     ///
     /// The URL takes libpq's options (`host`, `port`, `user`, `password`, `dbname`,
     /// `connect_timeout`, `options=-c search_path=…`, …) and orion's own `pool_size` (the most
-    /// connections this store opens for its durable writes and reads, 16 by default; it also
-    /// opens up to a quarter as many for task-run writes and log lines, at least two, and one
-    /// listening connection). Only `sslmode=disable` or `prefer`
+    /// connections this store opens for its durable writes and reads, 16 by default; it opens
+    /// up to as many again for task-run writes and log lines, and one listening connection).
+    /// Only `sslmode=disable` or `prefer`
     /// (which then connects without TLS) are accepted: this build has no TLS.
     ///
     /// # Errors
