@@ -253,7 +253,9 @@ async fn wait_final(orion: &Orion, id: orion::Uuid, within: Duration) -> orion::
 async fn a_flow_completes_while_its_connections_are_killed() {
     let Some(server) = server() else { return };
     let url = fresh_url(&server, "kill").await;
-    let schema = schema_of(&url);
+    // Its connections carry a name of their own: only they are killed, not other tests'.
+    let name = format!("kill_{}", schema_of(&url));
+    let url = format!("{url}&application_name={name}");
     let orion = Orion::open(&url).await.unwrap();
     let store: Arc<dyn Store> = orion.client().store().clone();
     let killer = tokio::spawn({
@@ -265,7 +267,7 @@ async fn a_flow_completes_while_its_connections_are_killed() {
                 let rows = admin(
                     &server,
                     &format!(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query NOT ILIKE '%pg_terminate_backend%' AND application_name = 'orion' AND datname = current_database() AND EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '{schema}')"
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{name}'"
                     ),
                 )
                 .await;
