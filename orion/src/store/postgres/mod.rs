@@ -6,13 +6,14 @@
 //! compare-and-set on the run's current state id, and every other read-modify-write of a row
 //! checks the row's revision (`rev`) or holds its lock, so any number of processes may write at
 //! once. `db` is the connection layer (pool, retries, errors), `schema` the migrations, `runs`
-//! the run rows, `queries` the `Store` implementation, `queues` claims and leases, `ledger`
+//! the run rows, `queries` the `Store` implementation, `inserts` new records, `queues` claims and leases, `ledger`
 //! the concurrency ledger, `filters` the SQL of filters, `listen` the wake-up channel and
 //! `behind` the write-behind of the task runs of flow runs executing here.
 
 mod behind;
 mod db;
 mod filters;
+mod inserts;
 mod ledger;
 mod listen;
 mod queries;
