@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use child::{is_child, open, rt};
+use child::{is_child, lines_of, open, report, rt};
 use orion::prelude::*;
 use orion::services::{Reaper, Scheduler};
 use orion::store::{Deployment, FlowRun, FlowRunFilter, SqliteStore, Store};
@@ -102,24 +102,6 @@ fn deploy(path: &Path, flow: &str, name: &str, parameters: serde_json::Value) ->
             .await
             .unwrap()
     })
-}
-
-/// The child's lines that carry a report (`RAN …`, `STARTED …`, `CREATED …`), from where it
-/// starts: libtest writes `test name ... ` before the first one, on the same line.
-fn lines_of(c: &mut Child) -> Vec<String> {
-    let reader = BufReader::new(c.stdout.take().unwrap());
-    reader
-        .lines()
-        .map(Result::unwrap)
-        .filter_map(|l| report(&l))
-        .collect()
-}
-
-fn report(line: &str) -> Option<String> {
-    ["RAN ", "STARTED ", "CREATED "]
-        .iter()
-        .filter_map(|tag| line.find(tag).map(|at| line[at..].to_owned()))
-        .next()
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use child::{is_child, rt};
+use child::{is_child, lines_of, report, rt};
 use orion::prelude::*;
 use orion::services::{Reaper, Scheduler};
 use orion::store::{Deployment, FlowRunFilter};
@@ -68,22 +68,6 @@ async fn pgp_steps(n: u64) -> u64 {
         total += pgp_step(i).await;
     }
     total
-}
-
-/// The child's report lines (`RAN …`, `STARTED …`, `CREATED …`), wherever libtest's own text
-/// put them on a line.
-fn lines_of(c: &mut Child) -> Vec<String> {
-    BufReader::new(c.stdout.take().unwrap())
-        .lines()
-        .map(Result::unwrap)
-        .filter_map(|l| report(&l))
-        .collect()
-}
-
-fn report(line: &str) -> Option<String> {
-    ["RAN ", "STARTED ", "CREATED "]
-        .iter()
-        .find_map(|p| line.find(p).map(|at| line[at..].to_owned()))
 }
 
 /// Child: an agent (with a reaper when `ORION_REAPER` is set) until no run is open.

@@ -1,5 +1,6 @@
 //! What the test binaries that run child copies of themselves share: whether this process is
-//! a child, the runtime each side uses, and opening the shared SQLite file.
+//! a child, the runtime each side uses, opening the shared SQLite file, and reading the
+//! children's report lines.
 
 use orion::Orion;
 
@@ -21,4 +22,24 @@ pub(crate) fn rt() -> tokio::runtime::Runtime {
 #[allow(dead_code)] // the PostgreSQL process tests open URLs instead
 pub(crate) async fn open(path: &str) -> Orion {
     Orion::open(&format!("sqlite://{path}")).await.unwrap()
+}
+
+/// The child's report lines (`RAN …`, `STARTED …`, `CREATED …`), from where each starts:
+/// libtest writes `test name ... ` before the first one, on the same line.
+#[allow(dead_code)] // not every test binary reads reports
+pub(crate) fn lines_of(c: &mut std::process::Child) -> Vec<String> {
+    use std::io::BufRead;
+    std::io::BufReader::new(c.stdout.take().unwrap())
+        .lines()
+        .map(Result::unwrap)
+        .filter_map(|l| report(&l))
+        .collect()
+}
+
+/// The report a child's output line carries, if any.
+#[allow(dead_code)]
+pub(crate) fn report(line: &str) -> Option<String> {
+    ["RAN ", "STARTED ", "CREATED "]
+        .iter()
+        .find_map(|tag| line.find(tag).map(|at| line[at..].to_owned()))
 }
