@@ -5,7 +5,7 @@ use super::records::{FlowRun, LogLevel, LogRecord, TaskRun};
 use crate::state::StateType;
 
 /// Sort order for run queries.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Sort {
     /// Oldest created first (the default).
@@ -26,7 +26,8 @@ pub enum Sort {
 /// let failed_runs = FlowRunFilter::new().flow_name("etl").state_types([StateType::Failed]).limit(10);
 /// # let _ = failed_runs;
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct FlowRunFilter {
     /// Only runs with one of these ids (empty: any id).
@@ -191,6 +192,29 @@ impl FlowRunFilter {
         self
     }
 
+    /// The same filter without its paging.
+    pub fn unpaged(&self) -> Self {
+        FlowRunFilter {
+            offset: 0,
+            limit: None,
+            ..self.clone()
+        }
+    }
+
+    /// Whether SQL can answer the filter exactly from indexed columns: it has no condition
+    /// that only [`FlowRunFilter::matches`] checks (run name, auto-scheduled). `timed`: whether
+    /// time conditions count as exact too.
+    pub(crate) fn sql_exact(&self, timed: bool) -> bool {
+        self.name.is_none()
+            && self.auto_scheduled.is_none()
+            && (timed
+                || (self.created_after.is_none()
+                    && self.created_before.is_none()
+                    && self.expected_start_after.is_none()
+                    && self.expected_start_before.is_none()
+                    && self.lease_expires_before.is_none()))
+    }
+
     /// Whether `run` passes every condition except paging.
     pub fn matches(&self, run: &FlowRun) -> bool {
         let state = run.state.as_ref();
@@ -249,7 +273,8 @@ impl FlowRunFilter {
 }
 
 /// Which task runs a query returns. Empty fields match everything.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct TaskRunFilter {
     /// Only task runs of this flow run.
@@ -330,7 +355,8 @@ impl TaskRunFilter {
 }
 
 /// Which log records a query returns.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct LogFilter {
     /// Only logs of this flow run (including its task runs' logs).
@@ -387,7 +413,8 @@ fn page<T>(items: Vec<T>, offset: usize, limit: Option<usize>) -> Vec<T> {
 }
 
 /// Which deployments a query returns. Empty fields match everything.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct DeploymentFilter {
     /// Only deployments of this flow.

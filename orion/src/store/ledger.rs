@@ -102,7 +102,7 @@ impl Slot {
 
 /// An ask for one slot of each of several limits, all or none: see
 /// [`Store::acquire_slots`](super::Store::acquire_slots).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct SlotRequest {
     /// The limits; names without a stored limit are not limited.
@@ -163,7 +163,7 @@ impl SlotRequest {
 }
 
 /// What [`Store::acquire_slots`](super::Store::acquire_slots) did.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Acquired {
     /// The slots are taken (none when no name asked for is a stored limit).

@@ -8,6 +8,7 @@ mod bookkeeping;
 mod connect;
 mod error;
 mod filter;
+mod history;
 mod ledger;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod live;
@@ -29,6 +30,7 @@ pub use connect::{URL_SCHEMES, connect, connect_blocking, redact_url};
 pub use error::StoreError;
 
 pub use filter::{DeploymentFilter, FlowRunFilter, LogFilter, Sort, TaskRunFilter};
+pub use history::{HistoryBucket, HistoryCount, HistoryWindow, MAX_BUCKETS};
 pub use ledger::{Acquired, ConcurrencyLimit, Slot, SlotRequest, tag_limit_name};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
@@ -49,7 +51,7 @@ use crate::state::State;
 /// Pending; the store only checks, atomically with the writes, that each is still in the
 /// state the decision was made against, that no one else holds a live lease on it, and that
 /// the queue is not paused and has room under its concurrency limit.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Claim {
     /// The queue the runs are taken from.
@@ -82,7 +84,7 @@ impl Claim {
 }
 
 /// One run of a [`Claim`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct ClaimRun {
     /// The run.
@@ -116,7 +118,7 @@ impl ClaimRun {
 /// A deployment's concurrency limit as a claim checks it: the run is claimed only while fewer
 /// than `limit` runs of `deployment_id` are Pending, Running or Cancelling; otherwise, in the
 /// same write, it enters `when_full` (when given and its state is still the expected one).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct DeploymentLimit {
     /// The deployment.
@@ -140,7 +142,7 @@ impl DeploymentLimit {
 }
 
 /// What a lease renewal found for one run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Renewal {
     /// The run.
@@ -152,7 +154,7 @@ pub struct Renewal {
 }
 
 /// A deployment's id, last update and pause: see [`Store::read_deployment_versions`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct DeploymentVersion {
     /// The deployment.
@@ -167,7 +169,7 @@ pub struct DeploymentVersion {
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// The result of a compare-and-set state write.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum SetState {
     /// The state was written; it is now the run's current state.
     Written,
@@ -237,6 +239,26 @@ pub trait Store: Send + Sync + 'static {
     fn read_flow_run(&self, id: Uuid) -> StoreFuture<'_, Option<FlowRun>>;
     /// Flow runs matching a filter, sorted and paged.
     fn read_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, Vec<FlowRun>>;
+    /// How many flow runs pass `filter` (paging ignored). Backends answer it without reading
+    /// the runs where they can; the default counts what [`Store::read_flow_runs`] returns.
+    fn count_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, usize> {
+        Box::pin(async move { Ok(self.read_flow_runs(&filter.unpaged()).await?.len()) })
+    }
+    /// The flow runs passing `filter` (paging ignored) counted by state type in the buckets
+    /// of `window`. Backends group in the database where they can; the default reads the runs.
+    fn flow_run_history<'a>(
+        &'a self,
+        filter: &'a FlowRunFilter,
+        window: HistoryWindow,
+    ) -> StoreFuture<'a, Vec<HistoryBucket>> {
+        Box::pin(async move {
+            let runs = self.read_flow_runs(&filter.unpaged()).await?;
+            Ok(window.fill(runs.iter().filter_map(|r| {
+                let state = r.state.as_ref()?;
+                Some((r.history_time(), state.state_type(), 1))
+            })))
+        })
+    }
     /// Writes `state` as the flow run's current state if its current state id is `expected`.
     fn set_flow_run_state(
         &self,

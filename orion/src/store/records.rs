@@ -117,6 +117,11 @@ impl Lease {
 }
 
 impl FlowRun {
+    /// When the run counts in run history: its expected start, else its creation.
+    pub fn history_time(&self) -> Timestamp {
+        self.expected_start_time.unwrap_or(self.created)
+    }
+
     /// A new flow run record, created now, with no state yet.
     pub fn new(flow: &Flow, name: impl Into<String>) -> Self {
         FlowRun {

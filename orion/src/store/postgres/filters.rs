@@ -6,7 +6,10 @@ use tokio_postgres::types::ToSql;
 
 use super::db::{Fail, Q};
 use crate::store::bookkeeping::type_code;
-use crate::store::{FlowRun, FlowRunFilter, Sort, TaskRun, TaskRunFilter};
+use crate::store::history::state_type_of;
+use crate::store::{
+    FlowRun, FlowRunFilter, HistoryBucket, HistoryWindow, Sort, TaskRun, TaskRunFilter,
+};
 
 /// A WHERE clause being built, with its parameters in order.
 #[derive(Default)]
@@ -42,6 +45,14 @@ impl Where {
         if let Some(at) = at {
             self.and(condition, super::nanos(at));
         }
+    }
+
+    /// The parameters as the driver takes them.
+    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params
+            .iter()
+            .map(|p| &**p as &(dyn ToSql + Sync))
+            .collect()
     }
 
     async fn rows<T: serde::de::DeserializeOwned>(
@@ -84,6 +95,58 @@ pub(super) async fn flow_runs(q: &impl Q, filter: &FlowRunFilter) -> Result<Vec<
     // shift the page; answer from every matching row instead.
     let unpaged: Vec<FlowRun> = flow_run_rows(filter).rows(q, "flow_runs", "").await?;
     Ok(filter.finish(unpaged.into_iter().filter(|r| filter.matches(r)).collect()))
+}
+
+/// How many flow runs pass `filter`: counted by the database when SQL expresses the filter.
+pub(super) async fn count_flow_runs(q: &impl Q, filter: &FlowRunFilter) -> Result<usize, Fail> {
+    if !filter.sql_exact(true) {
+        return Ok(flow_runs(q, &filter.unpaged()).await?.len());
+    }
+    let w = flow_run_rows(filter);
+    let row = q
+        .one(&format!("SELECT COUNT(*) FROM flow_runs{}", w.sql), &w.refs())
+        .await?;
+    Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+}
+
+/// Flow runs passing `filter` by bucket of `window` and state type, grouped by the database
+/// when SQL expresses the filter.
+pub(super) async fn flow_run_history(
+    q: &impl Q,
+    filter: &FlowRunFilter,
+    window: HistoryWindow,
+) -> Result<Vec<HistoryBucket>, Fail> {
+    if !filter.sql_exact(true) {
+        let runs = flow_runs(q, &filter.unpaged()).await?;
+        return Ok(window.fill(runs.iter().filter_map(|r| {
+            Some((r.history_time(), r.state.as_ref()?.state_type(), 1))
+        })));
+    }
+    let at = "COALESCE(expected_start, created)";
+    let start = super::nanos(window.start);
+    let width = i64::try_from(window.width_nanos()).unwrap_or(i64::MAX);
+    let mut w = flow_run_rows(filter);
+    w.and(&format!("{at} >= $?"), start);
+    w.and(&format!("{at} < $?"), super::nanos(window.end));
+    w.and("$? > 0", width);
+    let n = w.params.len();
+    let sql = format!(
+        "SELECT ({at} - ${}) / ${n} AS bucket, state_type, COUNT(*) FROM flow_runs{} \
+         GROUP BY bucket, state_type",
+        n - 2,
+        w.sql
+    );
+    let mut counts = Vec::new();
+    for row in q.rows(&sql, &w.refs()).await? {
+        let (bucket, code, count): (i64, String, i64) = (row.get(0), row.get(1), row.get(2));
+        let at = jiff::Timestamp::from_nanosecond(
+            i128::from(start) + i128::from(bucket) * i128::from(width),
+        );
+        if let (Some(kind), Ok(at)) = (state_type_of(&code), at) {
+            counts.push((at, kind, u64::try_from(count).unwrap_or(0)));
+        }
+    }
+    Ok(window.fill(counts))
 }
 
 /// The task runs passing `filter`, sorted and paged.

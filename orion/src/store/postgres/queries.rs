@@ -15,7 +15,7 @@ use crate::store::bookkeeping::sort_queues;
 use crate::store::live::Route;
 use crate::store::{
     Acquired, Claim, ConcurrencyLimit, Deployment, DeploymentFilter, DeploymentVersion, Flow,
-    FlowRun, FlowRunFilter, LogFilter, LogRecord, Renewal, SetState, Slot, SlotRequest, Store,
+    FlowRun, FlowRunFilter, HistoryBucket, HistoryWindow, LogFilter, LogRecord, Renewal, SetState, Slot, SlotRequest, Store,
     StoreError, StoreFuture, TaskRun, TaskRunFilter, WorkQueue,
 };
 
@@ -219,6 +219,24 @@ impl Store for PostgresStore {
             self.settle().await?;
             retrying!(&self.db, |c, _attempt| filters::flow_runs(&*c, filter)
                 .await)
+        })
+    }
+
+    fn count_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, usize> {
+        Box::pin(async move {
+            self.settle().await?;
+            retrying!(&self.db, |c, _attempt| filters::count_flow_runs(&*c, filter).await)
+        })
+    }
+
+    fn flow_run_history<'a>(
+        &'a self,
+        filter: &'a FlowRunFilter,
+        window: HistoryWindow,
+    ) -> StoreFuture<'a, Vec<HistoryBucket>> {
+        Box::pin(async move {
+            self.settle().await?;
+            retrying!(&self.db, |c, _attempt| filters::flow_run_history(&*c, filter, window).await)
         })
     }
 

@@ -6,7 +6,10 @@ use rusqlite::types::Value;
 
 use super::many;
 use crate::store::bookkeeping::type_code;
-use crate::store::{FlowRun, FlowRunFilter, Sort, StoreError, TaskRun, TaskRunFilter};
+use crate::store::history::state_type_of;
+use crate::store::{
+    FlowRun, FlowRunFilter, HistoryBucket, HistoryWindow, Sort, StoreError, TaskRun, TaskRunFilter,
+};
 
 /// How far a stored time may be from the record's own (times migrated from schema version 1
 /// kept milliseconds): time conditions in SQL are widened by this, `matches` is exact.
@@ -98,6 +101,70 @@ pub(super) fn flow_runs_page(
         }
         batch = batch.saturating_mul(4);
     }
+}
+
+/// How many flow runs pass `filter`: counted by SQL when it expresses the whole filter.
+pub(super) fn count_flow_runs(conn: &Connection, filter: &FlowRunFilter) -> Result<usize, StoreError> {
+    if !filter.sql_exact(false) {
+        return Ok(flow_runs(conn, filter)?.len());
+    }
+    let w = flow_run_rows(filter);
+    let sql = format!("SELECT COUNT(*) FROM flow_runs{}", w.sql);
+    let n: i64 = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(rusqlite::params_from_iter(w.params), |r| r.get(0)))
+        .map_err(super::backend)?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Flow runs passing `filter` by bucket of `window` and state type, grouped by SQL when it
+/// expresses the whole filter.
+pub(super) fn flow_run_history(
+    conn: &Connection,
+    filter: &FlowRunFilter,
+    window: HistoryWindow,
+) -> Result<Vec<HistoryBucket>, StoreError> {
+    if !filter.sql_exact(false) {
+        let runs = flow_runs(conn, filter)?;
+        return Ok(window.fill(runs.iter().filter_map(|r| {
+            Some((r.history_time(), r.state.as_ref()?.state_type(), 1))
+        })));
+    }
+    let at = "COALESCE(expected_start, created)";
+    let start = i64::try_from(window.start.as_nanosecond()).unwrap_or(i64::MAX);
+    let end = i64::try_from(window.end.as_nanosecond()).unwrap_or(i64::MAX);
+    let width = i64::try_from(window.width_nanos()).unwrap_or(i64::MAX);
+    let mut w = flow_run_rows(filter);
+    w.and(
+        &format!("{at} >= ? AND {at} < ?"),
+        [Value::Integer(start), Value::Integer(end)],
+    );
+    // The SELECT's two parameters come first in the statement's text.
+    let mut params = vec![Value::Integer(start), Value::Integer(width)];
+    params.extend(w.params);
+    let sql = format!(
+        "SELECT ({at} - ?) / ? AS bucket, state_type, COUNT(*) FROM flow_runs{} \
+         GROUP BY bucket, state_type",
+        w.sql
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(super::backend)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(params), |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+        })
+        .map_err(super::backend)?;
+    let mut counts = Vec::new();
+    for row in rows {
+        let (bucket, code, n) = row.map_err(super::backend)?;
+        let (Some(kind), Some(at)) = (
+            state_type_of(&code),
+            jiff::Timestamp::from_nanosecond(i128::from(start) + i128::from(bucket) * i128::from(width)).ok(),
+        ) else {
+            continue;
+        };
+        counts.push((at, kind, u64::try_from(n).unwrap_or(0)));
+    }
+    Ok(window.fill(counts))
 }
 
 /// The task runs passing `filter`, not yet sorted or paged.

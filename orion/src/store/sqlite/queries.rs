@@ -13,7 +13,7 @@ use super::{SqliteStore, atomically, backend, by_id, exec, exists, json, many, o
 use crate::state::State;
 use crate::store::live::{Route, Taken};
 use crate::store::{
-    Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, LogFilter, LogRecord, SetState,
+    Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, HistoryBucket, HistoryWindow, LogFilter, LogRecord, SetState,
     Store, StoreError, StoreFuture, TaskRun, TaskRunFilter,
 };
 
@@ -144,6 +144,18 @@ impl Store for SqliteStore {
 
     fn read_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, Vec<FlowRun>> {
         self.with(move |conn| filters::flow_runs_page(conn, filter))
+    }
+
+    fn count_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, usize> {
+        self.with(move |conn| filters::count_flow_runs(conn, filter))
+    }
+
+    fn flow_run_history<'a>(
+        &'a self,
+        filter: &'a FlowRunFilter,
+        window: HistoryWindow,
+    ) -> StoreFuture<'a, Vec<HistoryBucket>> {
+        self.with(move |conn| filters::flow_run_history(conn, filter, window))
     }
 
     fn set_flow_run_state(
