@@ -204,7 +204,7 @@ impl OrionClient {
         let queue = self.read_work_queue(name).await?;
         let of_queue = FlowRunFilter::new().work_queue_name(name);
         let count = |filter: FlowRunFilter| async move {
-            self.read_flow_runs(&filter).await.map(|r| r.len())
+            Ok::<_, Error>(self.store.count_flow_runs(&filter).await?)
         };
         Ok(WorkQueueStatus {
             late_runs: count(of_queue.clone().state_names([crate::state::names::LATE])).await?,

@@ -20,6 +20,7 @@ mod error;
 mod interval;
 mod rrule;
 mod serde_impl;
+mod words;
 mod zone;
 
 use jiff::tz::TimeZone;

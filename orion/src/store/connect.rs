@@ -1,5 +1,6 @@
 //! Choosing a backend by URL: `memory://`, `sqlite://PATH`, `postgres://…`.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use super::{MemoryStore, Store};
@@ -14,6 +15,8 @@ pub const URL_SCHEMES: &[&str] = &[
     "postgres",
     #[cfg(feature = "postgres")]
     "postgresql",
+    #[cfg(feature = "remote")]
+    "http",
 ];
 
 /// The store a URL names: `memory://` (a new in-memory store), `sqlite://PATH` (feature
@@ -62,26 +65,29 @@ pub fn connect_blocking(url: &str) -> Result<Arc<dyn Store>> {
         Some(("sqlite", _)) => Err(bad(
             "this build has no SQLite store: enable orion's `sqlite` feature",
         )),
-        Some(("postgres" | "postgresql", _)) => postgres_blocking(url),
+        Some(("postgres" | "postgresql", _)) => on_own_runtime(url, postgres(url)),
+        Some(("http" | "https", _)) => on_own_runtime(url, remote(url)),
         _ => Err(bad(&format!(
-            "expected one of {}: memory://, sqlite://PATH or postgres://USER@HOST/DATABASE",
+            "expected one of {}: memory://, sqlite://PATH, postgres://USER@HOST/DATABASE or http://HOST:PORT/api",
             URL_SCHEMES.join(", ")
         ))),
     }
 }
 
-/// A PostgreSQL store opened from code outside async: on a runtime of its own thread, as the
-/// store's connections and listener need one. (The store's tasks then run on that runtime,
-/// which lives as long as the process.)
-#[cfg(feature = "postgres")]
-fn postgres_blocking(url: &str) -> Result<Arc<dyn Store>> {
+/// A store opened from code outside async: on a runtime of its own thread, as a PostgreSQL
+/// store's connections and listener, or a remote store's connections, need one. (The store's
+/// tasks then run on that runtime, which lives as long as the process.)
+fn on_own_runtime(
+    url: &str,
+    open: impl Future<Output = Result<Arc<dyn Store>>> + Send,
+) -> Result<Arc<dyn Store>> {
     use std::sync::OnceLock;
     static RUNTIME: OnceLock<std::io::Result<tokio::runtime::Runtime>> = OnceLock::new();
     let runtime = RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
-                .thread_name("orion-postgres")
+                .thread_name("orion-store")
                 .enable_all()
                 .build()
         })
@@ -89,22 +95,43 @@ fn postgres_blocking(url: &str) -> Result<Arc<dyn Store>> {
         .map_err(|e| Error::Setting {
             name: "database URL",
             value: redact_url(url),
-            reason: format!("cannot start a runtime for the PostgreSQL store: {e}"),
+            reason: format!("cannot start a runtime for the store: {e}"),
         })?;
-    let owned = url.to_owned();
-    let store = std::thread::scope(|s| {
-        s.spawn(|| runtime.block_on(postgres(&owned)))
+    std::thread::scope(|s| {
+        s.spawn(|| runtime.block_on(open))
             .join()
             .unwrap_or_else(|_| Err(setting(url, "opening the store panicked".into())))
-    })?;
-    Ok(store)
+    })
 }
 
 #[cfg(not(feature = "postgres"))]
-fn postgres_blocking(url: &str) -> Result<Arc<dyn Store>> {
+async fn postgres(url: &str) -> Result<Arc<dyn Store>> {
     Err(setting(
         url,
         "this build has no PostgreSQL store: enable orion's `postgres` feature".into(),
+    ))
+}
+
+/// The store of an orion server (`http://HOST:PORT/api`), sending `ORION_API_TOKEN` when set.
+#[cfg(feature = "remote")]
+async fn remote(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("https://") {
+        return Err(setting(
+            url,
+            "this build speaks plain HTTP only: reach the server over http:// (behind a TLS proxy or on a private network)".into(),
+        ));
+    }
+    let token = std::env::var("ORION_API_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    Ok(Arc::new(super::RemoteStore::connect(url, token).await?))
+}
+
+#[cfg(not(feature = "remote"))]
+async fn remote(url: &str) -> Result<Arc<dyn Store>> {
+    Err(setting(
+        url,
+        "this build cannot use an orion server as its store: enable orion's `remote` feature".into(),
     ))
 }
 
@@ -167,9 +194,11 @@ pub fn redact_url(url: &str) -> String {
 ///
 /// As [`connect_blocking`].
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
-    #[cfg(feature = "postgres")]
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return postgres(url).await;
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return remote(url).await;
     }
     let owned = url.to_owned();
     tokio::task::spawn_blocking(move || connect_blocking(&owned))

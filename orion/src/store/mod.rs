@@ -15,7 +15,11 @@ mod live;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(any(feature = "server", feature = "remote"))]
+pub mod protocol;
 mod records;
+#[cfg(feature = "remote")]
+mod remote;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 #[cfg(any(test, feature = "test-util"))]
@@ -35,6 +39,8 @@ pub use ledger::{Acquired, ConcurrencyLimit, Slot, SlotRequest, tag_limit_name};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+#[cfg(feature = "remote")]
+pub use remote::RemoteStore;
 pub use records::{
     CatchUp, Collision, Deployment, DeploymentConcurrency, DeploymentSchedule, Flow, FlowRun,
     Lease, LogLevel, LogRecord, TaskRun, WorkQueue,
