@@ -17,6 +17,8 @@ pub mod logging;
 pub mod registry;
 pub mod schedule;
 pub mod services;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod store;
 pub mod testing;
 

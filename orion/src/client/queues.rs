@@ -59,7 +59,7 @@ impl ClaimRequest {
 }
 
 /// A work queue with what is happening in it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct WorkQueueStatus {
     /// The queue.

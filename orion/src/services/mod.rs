@@ -108,6 +108,8 @@ pub struct Serve {
     late_runs: Option<LateRuns>,
     reaper: Option<Reaper>,
     agents: Vec<Agent>,
+    #[cfg(feature = "server")]
+    api: Option<crate::server::Api>,
 }
 
 impl Orion {
@@ -119,6 +121,8 @@ impl Orion {
             late_runs: Some(LateRuns::new()),
             reaper: Some(Reaper::new()),
             agents: Vec::new(),
+            #[cfg(feature = "server")]
+            api: None,
         }
     }
 }
@@ -145,6 +149,20 @@ impl Serve {
         self
     }
 
+    /// Serves the REST API and the dashboard on `addr` beside the services (feature
+    /// `server`), with the token `ORION_API_TOKEN` names: see [`crate::server`]. For other
+    /// settings, [`Serve::api_with`].
+    #[cfg(feature = "server")]
+    pub fn api(self, addr: std::net::SocketAddr) -> Self {
+        self.api_with(crate::server::Api::new(addr))
+    }
+    /// Serves the REST API and the dashboard with these settings (feature `server`).
+    #[cfg(feature = "server")]
+    pub fn api_with(mut self, api: crate::server::Api) -> Self {
+        self.api = Some(api);
+        self
+    }
+
     /// Starts the services in the current tokio runtime; the handle stops them.
     pub fn start(self) -> ServeHandle {
         let (switch, signal) = Shutdown::new();
@@ -161,6 +179,10 @@ impl Serve {
         }
         for a in self.agents {
             tasks.spawn(a.run(orion.clone(), signal.clone()));
+        }
+        #[cfg(feature = "server")]
+        if let Some(api) = self.api {
+            tasks.spawn(api.run(orion.clone(), signal.clone()));
         }
         ServeHandle { switch, tasks }
     }

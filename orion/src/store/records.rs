@@ -216,6 +216,20 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
+    /// The lowest level at or above Python's number `n` (`25`: Warning); above 50, Critical.
+    pub fn at_least(n: u8) -> Self {
+        [
+            LogLevel::Debug,
+            LogLevel::Info,
+            LogLevel::Warning,
+            LogLevel::Error,
+            LogLevel::Critical,
+        ]
+        .into_iter()
+        .find(|l| *l as u8 >= n)
+        .unwrap_or(LogLevel::Critical)
+    }
+
     /// `"INFO"`, `"WARNING"`, ….
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -1,0 +1,131 @@
+// orion dashboard: actions through the API, the Custom Run form, live logs and self-refreshing
+// lists. Polls only while the tab is visible, so an idle tab costs nothing.
+"use strict";
+
+async function api(method, url, body) {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+  }
+  const response = await fetch(url, init);
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = { detail: text }; }
+  if (!response.ok) {
+    const error = new Error((data && data.detail) || response.statusText);
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+function after(then, result) {
+  if (then === "run" && result && result.id) location.href = "/runs/" + result.id;
+  else location.reload();
+}
+
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-post], button[data-patch]");
+  if (!button) return;
+  event.preventDefault();
+  if (button.dataset.confirm && !confirm(button.dataset.confirm)) return;
+  button.disabled = true;
+  try {
+    const method = button.dataset.post ? "POST" : "PATCH";
+    const url = button.dataset.post || button.dataset.patch;
+    const result = await api(method, url, button.dataset.body || (method === "PATCH" ? "{}" : undefined));
+    if (result && result.status === "ABORT") throw new Error(result.details.reason);
+    after(button.dataset.then, result);
+  } catch (e) {
+    button.disabled = false;
+    alert(e.message);
+  }
+});
+
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (form.matches("form.inline[data-patch]")) {
+    event.preventDefault();
+    const input = form.querySelector("input");
+    const field = form.dataset.field;
+    const value = input.value.trim() === "" ? null : Number(input.value);
+    try {
+      await api("PATCH", form.dataset.patch, { [field]: value });
+      location.reload();
+    } catch (e) { alert(e.message); }
+    return;
+  }
+  if (!form.matches("form.custom-run")) return;
+  event.preventDefault();
+  form.querySelectorAll(".field-error, .form-error").forEach((e) => (e.textContent = ""));
+  const parameters = {};
+  let bad = false;
+  for (const input of form.querySelectorAll("input[name]")) {
+    if (input.dataset.kind === "text") { parameters[input.name] = input.value; continue; }
+    if (input.value.trim() === "") continue;
+    try { parameters[input.name] = JSON.parse(input.value); } catch (_) {
+      form.querySelector(`.field-error[data-for="${input.name}"]`).textContent = "not valid JSON: " + input.value;
+      bad = true;
+    }
+  }
+  if (bad) return;
+  const button = form.querySelector("button");
+  button.disabled = true;
+  try {
+    const run = await api("POST", `/api/deployments/${form.dataset.deployment}/create_flow_run`, { parameters });
+    location.href = "/runs/" + run.id;
+  } catch (e) {
+    button.disabled = false;
+    const named = /parameter '([^']+)'/.exec(e.message);
+    const slot = named && form.querySelector(`.field-error[data-for="${named[1]}"]`);
+    (slot || form.querySelector(".form-error")).textContent = e.message;
+  }
+});
+
+function visible() { return document.visibilityState === "visible"; }
+
+// Live logs: new lines are appended while the run is not final; the page reloads once when
+// it ends, to show its final state and task runs.
+const logs = document.getElementById("logs");
+if (logs && logs.dataset.live === "true") {
+  const run = logs.dataset.run;
+  let shown = logs.querySelectorAll(".log").length;
+  const tick = async () => {
+    if (!visible()) return;
+    try {
+      const lines = await api("POST", "/api/logs/filter", { logs: { flow_run_id: { any_: [run] } } });
+      const empty = logs.querySelector(".empty");
+      for (const l of lines.slice(shown)) {
+        if (empty) empty.remove();
+        const div = document.createElement("div");
+        div.className = "log " + l.level.toLowerCase();
+        const t = document.createElement("time"); t.textContent = l.timestamp.slice(11, 23);
+        const b = document.createElement("b"); b.textContent = l.level;
+        const s = document.createElement("span"); s.className = "muted"; s.textContent = l.name;
+        div.append(t, " ", b, " ", s, " ", l.message);
+        logs.append(div);
+      }
+      shown = Math.max(shown, lines.length);
+      const flowRun = await api("GET", "/api/flow_runs/" + run);
+      const final = ["COMPLETED", "FAILED", "CANCELLED", "CRASHED"].includes(flowRun.state && flowRun.state.type);
+      if (final) { clearInterval(timer); location.reload(); }
+    } catch (_) { /* the next tick tries again */ }
+  };
+  const timer = setInterval(tick, 1000);
+}
+
+// Lists that refresh themselves (the runs page), swapped in place while visible.
+const refreshing = document.querySelector("[data-refresh]");
+if (refreshing) {
+  setInterval(async () => {
+    if (!visible() || document.activeElement.closest("form")) return;
+    try {
+      const response = await fetch(location.href);
+      if (!response.ok) return;
+      const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+      const fresh = doc.querySelector("[data-refresh]");
+      if (fresh) refreshing.innerHTML = fresh.innerHTML;
+    } catch (_) { /* next time */ }
+  }, Number(refreshing.dataset.refresh));
+}
