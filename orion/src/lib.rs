@@ -16,9 +16,9 @@ pub mod deployment;
 pub mod logging;
 pub mod registry;
 pub mod schedule;
-pub mod services;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod services;
 pub mod store;
 pub mod testing;
 

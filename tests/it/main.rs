@@ -1,5 +1,7 @@
 //! Integration tests of orion through its public API.
 
+#[path = "../support/api.rs"]
+mod api;
 #[path = "../support/postgres.rs"]
 mod pg;
 #[path = "../support/recorder.rs"]
@@ -19,6 +21,7 @@ mod postgres;
 mod registry;
 mod schedule_errors;
 mod schedules;
+mod server;
 mod services;
 mod sqlite_queue;
 mod store;

@@ -309,7 +309,14 @@ async fn every_store_answers_every_filter_alike() {
     for filter in flow_filters {
         let mem: Vec<_> = names(memory.read_flow_runs(&filter).await.unwrap());
         let count = memory.count_flow_runs(&filter).await.unwrap();
-        assert_eq!(count, memory.read_flow_runs(&filter.unpaged()).await.unwrap().len());
+        assert_eq!(
+            count,
+            memory
+                .read_flow_runs(&filter.unpaged())
+                .await
+                .unwrap()
+                .len()
+        );
         let history = memory.flow_run_history(&filter, window).await.unwrap();
         for (name, store) in &others {
             let theirs: Vec<_> = names(store.read_flow_runs(&filter).await.unwrap());
@@ -324,7 +331,10 @@ async fn every_store_answers_every_filter_alike() {
     // History by hand: every run starts (expected, else created) within the 2-hour window:
     // runs i % 3 == 2 (no expected start) and the Late ones (scheduled at minute i) at minute
     // i, the others at minute 30 + i; buckets are 10 minutes.
-    let all = memory.flow_run_history(&FlowRunFilter::new(), window).await.unwrap();
+    let all = memory
+        .flow_run_history(&FlowRunFilter::new(), window)
+        .await
+        .unwrap();
     let mut expected = [0u64; 12];
     for i in 0..48i64 {
         let minute = if i % 3 == 2 || i % 6 == 1 { i } else { 30 + i };
@@ -332,7 +342,10 @@ async fn every_store_answers_every_filter_alike() {
     }
     let totals: Vec<u64> = all.iter().map(|b| b.total()).collect();
     assert_eq!(totals, expected);
-    let failed = all.iter().flat_map(|b| &b.states).filter(|s| s.state_type == StateType::Failed);
+    let failed = all
+        .iter()
+        .flat_map(|b| &b.states)
+        .filter(|s| s.state_type == StateType::Failed);
     assert_eq!(failed.map(|s| s.count_runs).sum::<u64>(), 8);
     assert!(answered >= 20, "only {answered} filters matched anything");
     let task_filters = [

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::OrionClient;
 use crate::deployment::{DeploymentRunOptions, DeploymentSpec};
 use crate::state::State;
-use crate::store::{Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter};
+use crate::store::{Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, SetState};
 use crate::{Error, Result, StateType};
 
 impl OrionClient {
@@ -167,6 +167,59 @@ impl OrionClient {
 }
 
 impl OrionClient {
+    /// Runs a finished run of a deployment again — the dashboard's Retry: it goes back to
+    /// Scheduled (named AwaitingRetry), due now, for an agent to take; its state history
+    /// keeps what came before. A user action, like cancelling: orchestration's rule that
+    /// final states are final binds runs' own transitions, not this.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`]; [`Error::Aborted`] when the run is not finished or belongs to no
+    /// deployment (no agent would take it); [`Error::Conflict`] when another writer moved it
+    /// meanwhile; store failures.
+    pub async fn retry_flow_run(&self, id: Uuid) -> Result<State> {
+        let run = self
+            .read_flow_run(id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "flow run",
+                name: id.to_string(),
+            })?;
+        let current = match &run.state {
+            Some(s) if s.is_final() => s.clone(),
+            other => {
+                return Err(Error::Aborted {
+                    reason: format!(
+                        "only a finished run can be retried; this one is {}",
+                        other.as_ref().map_or("without a state", |s| s.name())
+                    ),
+                });
+            }
+        };
+        if run.deployment_id.is_none() {
+            return Err(Error::Aborted {
+                reason: "only a deployment's run can be retried (an agent runs it again)".into(),
+            });
+        }
+        let now = self.now();
+        let state = State::awaiting_retry(now).with_timestamp(now);
+        match self
+            .store()
+            .set_flow_run_state(id, Some(current.id()), state.clone())
+            .await?
+        {
+            SetState::Written => {
+                self.signals().runs_due.notify_waiters();
+                Ok(state)
+            }
+            SetState::Conflict { current } => Err(Error::Conflict {
+                what: "flow run",
+                id,
+                current: current.map(|s| Box::new(s.without_data())),
+            }),
+        }
+    }
+
     /// The flow run [`OrionClient::create_flow_run_from_deployment`] would create, not stored
     /// and not validated (the scheduler's runs: their parameters were checked on apply).
     pub(crate) fn deployment_run(

@@ -65,8 +65,9 @@ fn cron_words(expression: &str) -> String {
         [m, "*", "*", "*", "*"] => number(m, 59).map(|m| format!("every hour at :{m:02}")),
         [m, h, "*", "*", dow] => match (number(m, 59), number(h, 23)) {
             (Some(m), Some(h)) if *dow == "*" => Some(format!("every day at {h:02}:{m:02}")),
-            (Some(m), Some(h)) => number(dow, 7)
-                .map(|d| format!("every {} at {h:02}:{m:02}", DAYS[d as usize % 7])),
+            (Some(m), Some(h)) => {
+                number(dow, 7).map(|d| format!("every {} at {h:02}:{m:02}", DAYS[d as usize % 7]))
+            }
             _ => None,
         },
         _ => None,

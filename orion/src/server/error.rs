@@ -113,10 +113,22 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalB
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalBody(T::default()));
         }
-        serde_json::from_slice(&bytes)
-            .map(OptionalBody)
-            .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+        parse(&bytes).map(OptionalBody)
     }
+}
+
+/// A JSON body parsed, or a 422 naming the field at fault (`flow_runs.state: …`).
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            ApiError::invalid(format!("invalid JSON body: {inner}"))
+        } else {
+            ApiError::invalid(format!("invalid JSON body at {path}: {inner}"))
+        }
+    })
 }
 
 /// An id from the URL path, or a 422 naming it.

@@ -93,7 +93,10 @@ impl Api {
         self,
         orion: &Orion,
         mut shutdown: Shutdown,
-    ) -> Result<(SocketAddr, impl std::future::Future<Output = Result<()>> + Send + use<>)> {
+    ) -> Result<(
+        SocketAddr,
+        impl std::future::Future<Output = Result<()>> + Send + use<>,
+    )> {
         let bad = |reason: String| Error::Setting {
             name: "API address",
             value: self.addr.to_string(),
@@ -127,12 +130,18 @@ impl Api {
                 crate::services::log(
                     crate::store::LogLevel::Info,
                     "orion.server",
-                    &format!("API and dashboard on http://{addr} (API docs: http://{addr}/api/openapi.json)"),
+                    &format!(
+                        "API and dashboard on http://{addr} (API docs: http://{addr}/api/openapi.json)"
+                    ),
                 );
                 serving.await
             }
             Err(e) => {
-                crate::services::log(crate::store::LogLevel::Error, "orion.server", &e.to_string());
+                crate::services::log(
+                    crate::store::LogLevel::Error,
+                    "orion.server",
+                    &e.to_string(),
+                );
                 Err(e)
             }
         }

@@ -131,7 +131,8 @@ async fn remote(url: &str) -> Result<Arc<dyn Store>> {
 async fn remote(url: &str) -> Result<Arc<dyn Store>> {
     Err(setting(
         url,
-        "this build cannot use an orion server as its store: enable orion's `remote` feature".into(),
+        "this build cannot use an orion server as its store: enable orion's `remote` feature"
+            .into(),
     ))
 }
 

@@ -176,7 +176,10 @@ mod tests {
     #[test]
     fn every_state_type_code_reads_back() {
         for t in StateType::ALL {
-            assert_eq!(state_type_of(crate::store::bookkeeping::type_code(t)), Some(t));
+            assert_eq!(
+                state_type_of(crate::store::bookkeeping::type_code(t)),
+                Some(t)
+            );
         }
         assert_eq!(state_type_of("NOPE"), None);
     }

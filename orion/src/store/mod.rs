@@ -39,12 +39,12 @@ pub use ledger::{Acquired, ConcurrencyLimit, Slot, SlotRequest, tag_limit_name};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
-#[cfg(feature = "remote")]
-pub use remote::RemoteStore;
 pub use records::{
     CatchUp, Collision, Deployment, DeploymentConcurrency, DeploymentSchedule, Flow, FlowRun,
     Lease, LogLevel, LogRecord, TaskRun, WorkQueue,
 };
+#[cfg(feature = "remote")]
+pub use remote::RemoteStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, SqliteStore};
 

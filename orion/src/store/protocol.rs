@@ -23,50 +23,144 @@ pub const PROTOCOL_VERSION: u32 = 1;
 #[serde(tag = "op", rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum StoreCall {
-    UpsertFlow { flow: Flow },
-    ReadFlow { id: Uuid },
-    ReadFlowByName { name: String },
+    UpsertFlow {
+        flow: Flow,
+    },
+    ReadFlow {
+        id: Uuid,
+    },
+    ReadFlowByName {
+        name: String,
+    },
     ReadFlows,
-    CreateFlowRun { run: FlowRun },
-    CreateFlowRuns { runs: Vec<FlowRun> },
-    DeleteFlowRuns { filter: FlowRunFilter },
-    UpsertDeployments { deployments: Vec<Deployment> },
-    ReadDeployment { id: Uuid },
-    ReadDeploymentByName { flow_name: String, name: String },
-    ReadDeployments { filter: DeploymentFilter },
+    CreateFlowRun {
+        run: FlowRun,
+    },
+    CreateFlowRuns {
+        runs: Vec<FlowRun>,
+    },
+    DeleteFlowRuns {
+        filter: FlowRunFilter,
+    },
+    UpsertDeployments {
+        deployments: Vec<Deployment>,
+    },
+    ReadDeployment {
+        id: Uuid,
+    },
+    ReadDeploymentByName {
+        flow_name: String,
+        name: String,
+    },
+    ReadDeployments {
+        filter: DeploymentFilter,
+    },
     ReadDeploymentVersions,
-    DeleteDeployment { id: Uuid },
-    ReadFlowRun { id: Uuid },
-    ReadFlowRuns { filter: FlowRunFilter },
-    CountFlowRuns { filter: FlowRunFilter },
-    FlowRunHistory { filter: FlowRunFilter, window: HistoryWindow },
-    SetFlowRunState { id: Uuid, expected: Option<Uuid>, state: State },
-    ReadFlowRunStates { id: Uuid },
-    CreateTaskRun { run: TaskRun },
-    ReadTaskRun { id: Uuid },
-    ReadTaskRuns { filter: TaskRunFilter },
-    SetTaskRunState { id: Uuid, expected: Option<Uuid>, state: State },
-    ReadTaskRunStates { id: Uuid },
-    ReadCachedState { key: String },
-    ClaimFlowRuns { claim: Claim },
-    RenewLeases { owner: Uuid, runs: Vec<Uuid>, expires: Timestamp, now: Timestamp },
-    UpsertWorkQueue { queue: WorkQueue },
-    ReadWorkQueue { name: String },
+    DeleteDeployment {
+        id: Uuid,
+    },
+    ReadFlowRun {
+        id: Uuid,
+    },
+    ReadFlowRuns {
+        filter: FlowRunFilter,
+    },
+    CountFlowRuns {
+        filter: FlowRunFilter,
+    },
+    FlowRunHistory {
+        filter: FlowRunFilter,
+        window: HistoryWindow,
+    },
+    SetFlowRunState {
+        id: Uuid,
+        expected: Option<Uuid>,
+        state: State,
+    },
+    ReadFlowRunStates {
+        id: Uuid,
+    },
+    CreateTaskRun {
+        run: TaskRun,
+    },
+    ReadTaskRun {
+        id: Uuid,
+    },
+    ReadTaskRuns {
+        filter: TaskRunFilter,
+    },
+    SetTaskRunState {
+        id: Uuid,
+        expected: Option<Uuid>,
+        state: State,
+    },
+    ReadTaskRunStates {
+        id: Uuid,
+    },
+    ReadCachedState {
+        key: String,
+    },
+    ClaimFlowRuns {
+        claim: Claim,
+    },
+    RenewLeases {
+        owner: Uuid,
+        runs: Vec<Uuid>,
+        expires: Timestamp,
+        now: Timestamp,
+    },
+    UpsertWorkQueue {
+        queue: WorkQueue,
+    },
+    ReadWorkQueue {
+        name: String,
+    },
     ReadWorkQueues,
-    DeleteWorkQueue { name: String },
-    PollWorkQueues { names: Vec<String>, agent: String, at: Timestamp },
-    UpsertConcurrencyLimit { limit: ConcurrencyLimit },
-    ReadConcurrencyLimit { name: String },
+    DeleteWorkQueue {
+        name: String,
+    },
+    PollWorkQueues {
+        names: Vec<String>,
+        agent: String,
+        at: Timestamp,
+    },
+    UpsertConcurrencyLimit {
+        limit: ConcurrencyLimit,
+    },
+    ReadConcurrencyLimit {
+        name: String,
+    },
     ReadConcurrencyLimits,
-    DeleteConcurrencyLimit { name: String },
-    ReadSlots { limit: String },
-    AcquireSlots { request: SlotRequest },
-    ReleaseSlots { holder: Uuid },
-    RenewSlots { owner: Uuid, holders: Vec<Uuid>, expires: Timestamp, now: Timestamp },
-    ResetSlots { limit: String },
-    ReapSlots { now: Timestamp },
-    WriteLogs { logs: Vec<LogRecord> },
-    ReadLogs { filter: LogFilter },
+    DeleteConcurrencyLimit {
+        name: String,
+    },
+    ReadSlots {
+        limit: String,
+    },
+    AcquireSlots {
+        request: SlotRequest,
+    },
+    ReleaseSlots {
+        holder: Uuid,
+    },
+    RenewSlots {
+        owner: Uuid,
+        holders: Vec<Uuid>,
+        expires: Timestamp,
+        now: Timestamp,
+    },
+    ResetSlots {
+        limit: String,
+    },
+    ReapSlots {
+        now: Timestamp,
+    },
+    WriteLogs {
+        logs: Vec<LogRecord>,
+    },
+    ReadLogs {
+        filter: LogFilter,
+    },
     Flush,
 }
 
@@ -159,16 +253,20 @@ pub async fn dispatch(store: &dyn Store, call: StoreCall) -> Result<Value, Store
         C::FlowRunHistory { filter, window } => {
             json(store.flow_run_history(&filter, window).await?)
         }
-        C::SetFlowRunState { id, expected, state } => {
-            json(store.set_flow_run_state(id, expected, state).await?)
-        }
+        C::SetFlowRunState {
+            id,
+            expected,
+            state,
+        } => json(store.set_flow_run_state(id, expected, state).await?),
         C::ReadFlowRunStates { id } => json(store.read_flow_run_states(id).await?),
         C::CreateTaskRun { run } => json(store.create_task_run(run).await?),
         C::ReadTaskRun { id } => json(store.read_task_run(id).await?),
         C::ReadTaskRuns { filter } => json(store.read_task_runs(&filter).await?),
-        C::SetTaskRunState { id, expected, state } => {
-            json(store.set_task_run_state(id, expected, state).await?)
-        }
+        C::SetTaskRunState {
+            id,
+            expected,
+            state,
+        } => json(store.set_task_run_state(id, expected, state).await?),
         C::ReadTaskRunStates { id } => json(store.read_task_run_states(id).await?),
         C::ReadCachedState { key } => json(store.read_cached_state(&key).await?),
         C::ClaimFlowRuns { claim } => json(store.claim_flow_runs(&claim).await?),

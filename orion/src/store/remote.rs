@@ -13,9 +13,8 @@ use uuid::Uuid;
 use super::protocol::{PROTOCOL_VERSION, StoreCall, WireError};
 use super::{
     Acquired, Claim, ConcurrencyLimit, Deployment, DeploymentFilter, DeploymentVersion, Flow,
-    FlowRun, FlowRunFilter, HistoryBucket, HistoryWindow, LogFilter, LogRecord, Renewal,
-    SetState, Slot, SlotRequest, Store, StoreError, StoreFuture, TaskRun, TaskRunFilter,
-    WorkQueue,
+    FlowRun, FlowRunFilter, HistoryBucket, HistoryWindow, LogFilter, LogRecord, Renewal, SetState,
+    Slot, SlotRequest, Store, StoreError, StoreFuture, TaskRun, TaskRunFilter, WorkQueue,
 };
 use crate::state::State;
 
@@ -123,7 +122,10 @@ impl RemoteStore {
                 .map_err(|e| StoreError::Backend(format!("orion server {}: {e}", self.base)))?;
             if status.is_success() {
                 return serde_json::from_slice(&bytes).map_err(|e| {
-                    StoreError::Backend(format!("orion server {}: unreadable answer: {e}", self.base))
+                    StoreError::Backend(format!(
+                        "orion server {}: unreadable answer: {e}",
+                        self.base
+                    ))
                 });
             }
             match serde_json::from_slice::<ErrorBody>(&bytes) {

@@ -1,23 +1,26 @@
 //! Flows and deployments.
 
+use axum::Json;
 use axum::extract::{Path, Query, State as Ctx};
 use axum::http::StatusCode;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::filters::limit;
+use crate::Orion;
 use crate::deployment::DeploymentRunOptions;
 use crate::server::error::{ApiError, ApiResult, OptionalBody, id};
 use crate::state::StateType;
 use crate::store::{Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, Sort};
-use crate::Orion;
 
 pub(crate) async fn flows(Ctx(orion): Ctx<Orion>) -> ApiResult<Json<Vec<Flow>>> {
     Ok(Json(orion.client().read_flows().await?))
 }
 
-pub(crate) async fn flow(Ctx(orion): Ctx<Orion>, Path(flow): Path<String>) -> ApiResult<Json<Flow>> {
+pub(crate) async fn flow(
+    Ctx(orion): Ctx<Orion>,
+    Path(flow): Path<String>,
+) -> ApiResult<Json<Flow>> {
     let flow = id(&flow, "flow")?;
     orion
         .client()
@@ -64,7 +67,11 @@ pub(crate) fn view(deployment: Deployment) -> DeploymentView {
             .iter()
             .map(|s| {
                 let words = s.schedule.describe();
-                if s.active { words } else { format!("{words} (inactive)") }
+                if s.active {
+                    words
+                } else {
+                    format!("{words} (inactive)")
+                }
             })
             .collect(),
         flow_parameters,

@@ -6,9 +6,9 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::server::error::{ApiError, ApiResult};
 use crate::state::StateType;
 use crate::store::{FlowRunFilter, LogFilter, LogLevel, Sort, TaskRunFilter};
-use crate::server::error::{ApiError, ApiResult};
 
 /// The most rows one list request returns, and the default.
 pub(crate) const MAX_LIMIT: usize = 1000;
@@ -147,7 +147,10 @@ impl FlowRunQuery {
         if let Some(queue) = queue {
             f = f.work_queue_name(queue);
         }
-        if let Some(parent) = one("flow_runs.parent_task_run_id", c.parent_task_run_id.as_ref())? {
+        if let Some(parent) = one(
+            "flow_runs.parent_task_run_id",
+            c.parent_task_run_id.as_ref(),
+        )? {
             f = f.parent_task_run_id(parent);
         }
         if let Some(between) = &c.expected_start_time {

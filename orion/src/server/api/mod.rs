@@ -7,8 +7,8 @@ mod queues;
 mod runs;
 
 use axum::Json;
-use axum::extract::State as Ctx;
-use axum::http::{Method, Uri};
+use axum::extract::{OriginalUri, State as Ctx};
+use axum::http::Method;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
@@ -31,7 +31,10 @@ pub(crate) fn routes() -> axum::Router<Orion> {
         .route("/deployments/filter", post(d::filter))
         .route("/deployments/{id}", get(d::read).delete(d::delete))
         .route("/deployments/name/{flow}/{name}", get(d::by_name))
-        .route("/deployments/{id}/create_flow_run", post(d::create_flow_run))
+        .route(
+            "/deployments/{id}/create_flow_run",
+            post(d::create_flow_run),
+        )
         .route("/deployments/{id}/pause_deployment", post(d::pause))
         .route("/deployments/{id}/resume_deployment", post(d::resume))
         .route("/deployments/{id}/schedules", get(d::schedules))
@@ -43,6 +46,7 @@ pub(crate) fn routes() -> axum::Router<Orion> {
         .route("/flow_runs/{id}/states", get(runs::states))
         .route("/flow_runs/{id}/set_state", post(runs::set_state))
         .route("/flow_runs/{id}/cancel", post(runs::cancel))
+        .route("/flow_runs/{id}/retry", post(runs::retry))
         .route("/task_runs/filter", post(runs::task_runs))
         .route("/task_runs/{id}", get(runs::task_run))
         .route("/logs/filter", post(runs::logs))
@@ -85,6 +89,6 @@ async fn store(Ctx(orion): Ctx<Orion>, Body(call): Body<StoreCall>) -> ApiResult
 }
 
 /// The answer for an unknown API path: names it, so a client sees its mistake.
-pub(crate) async fn no_route(method: Method, uri: Uri) -> ApiError {
+pub(crate) async fn no_route(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError::not_found(format!("no API route {method} {}", uri.path()))
 }

@@ -1,15 +1,15 @@
 //! Work queues and concurrency limits.
 
+use axum::Json;
 use axum::extract::{Path, Query, State as Ctx};
 use axum::http::StatusCode;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::filters::limit;
+use crate::Orion;
 use crate::client::{ConcurrencyLimitStatus, WorkQueueStatus};
 use crate::server::error::{ApiError, ApiResult, Body};
 use crate::store::{ConcurrencyLimit, FlowRun, WorkQueue};
-use crate::Orion;
 
 pub(crate) async fn list(Ctx(orion): Ctx<Orion>) -> ApiResult<Json<Vec<WorkQueue>>> {
     Ok(Json(orion.client().read_work_queues().await?))
@@ -63,7 +63,13 @@ pub(crate) async fn create(
         .take()
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| ApiError::invalid("name is required"))?;
-    if orion.client().store().read_work_queue(&name).await?.is_some() {
+    if orion
+        .client()
+        .store()
+        .read_work_queue(&name)
+        .await?
+        .is_some()
+    {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("work queue {name:?} already exists"),
@@ -97,7 +103,9 @@ pub(crate) async fn delete(
     if orion.client().delete_work_queue(&name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(format!("work queue {name:?} not found")))
+        Err(ApiError::not_found(format!(
+            "work queue {name:?} not found"
+        )))
     }
 }
 
@@ -170,6 +178,8 @@ pub(crate) async fn delete_limit(
     if orion.client().delete_concurrency_limit(&name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(format!("concurrency limit {name:?} not found")))
+        Err(ApiError::not_found(format!(
+            "concurrency limit {name:?} not found"
+        )))
     }
 }

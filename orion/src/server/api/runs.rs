@@ -1,18 +1,18 @@
 //! Flow runs, task runs and logs.
 
+use axum::Json;
 use axum::extract::{Path, State as Ctx};
 use axum::http::StatusCode;
-use axum::Json;
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::filters::{FlowRunQuery, LogQuery, TaskRunQuery};
+use crate::Orion;
 use crate::client::{RunRef, Transition};
 use crate::server::error::{ApiError, ApiResult, Body, OptionalBody, id};
 use crate::state::{State, StateType};
 use crate::store::{FlowRun, HistoryBucket, HistoryWindow, LogRecord, TaskRun};
-use crate::Orion;
 
 pub(crate) async fn filter(
     Ctx(orion): Ctx<Orion>,
@@ -44,9 +44,14 @@ pub(crate) async fn history(
     Ctx(orion): Ctx<Orion>,
     Body(query): Body<HistoryQuery>,
 ) -> ApiResult<Json<Vec<HistoryBucket>>> {
-    let span = query.history_end.duration_since(query.history_start).as_secs_f64();
+    let span = query
+        .history_end
+        .duration_since(query.history_start)
+        .as_secs_f64();
     if !(query.history_interval_seconds.is_finite() && query.history_interval_seconds > 0.0) {
-        return Err(ApiError::invalid("history_interval_seconds must be above 0"));
+        return Err(ApiError::invalid(
+            "history_interval_seconds must be above 0",
+        ));
     }
     let buckets = (span / query.history_interval_seconds).ceil();
     let window = (buckets >= 1.0 && buckets <= f64::from(crate::store::MAX_BUCKETS))
@@ -59,7 +64,13 @@ pub(crate) async fn history(
             ))
         })?;
     let filter = query.runs.filter()?.unpaged();
-    Ok(Json(orion.client().store().flow_run_history(&filter, window).await?))
+    Ok(Json(
+        orion
+            .client()
+            .store()
+            .flow_run_history(&filter, window)
+            .await?,
+    ))
 }
 
 pub(crate) async fn read(
@@ -89,6 +100,14 @@ pub(crate) async fn cancel(
 ) -> ApiResult<Json<State>> {
     let run = id(&run, "flow run")?;
     Ok(Json(orion.client().cancel_flow_run(run).await?))
+}
+
+pub(crate) async fn retry(
+    Ctx(orion): Ctx<Orion>,
+    Path(run): Path<String>,
+) -> ApiResult<Json<State>> {
+    let run = id(&run, "flow run")?;
+    Ok(Json(orion.client().retry_flow_run(run).await?))
 }
 
 /// `POST /api/flow_runs/{id}/set_state` body: Prefect's.
@@ -158,7 +177,10 @@ pub(crate) async fn set_state(
             if kind.is_terminal() || kind == StateType::Scheduled {
                 client.flush().await?;
             }
-            Ok((StatusCode::CREATED, Json(json!({ "status": status, "state": state }))))
+            Ok((
+                StatusCode::CREATED,
+                Json(json!({ "status": status, "state": state })),
+            ))
         }
         Ok(Transition::Wait(delay)) => Ok((
             StatusCode::OK,

@@ -46,7 +46,11 @@ fn schedules(d: &Deployment) -> String {
 }
 
 pub(crate) async fn list(Ctx(orion): Ctx<Orion>) -> Response {
-    let all = match orion.client().read_deployments(&DeploymentFilter::new()).await {
+    let all = match orion
+        .client()
+        .read_deployments(&DeploymentFilter::new())
+        .await
+    {
         Ok(all) => all,
         Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
@@ -59,7 +63,11 @@ pub(crate) async fn list(Ctx(orion): Ctx<Orion>) -> Response {
             esc(&d.full_name()),
             schedules(d),
             esc(&d.work_queue_name),
-            if d.paused { "<span class=\"badge paused\">Paused</span>" } else { "active" },
+            if d.paused {
+                "<span class=\"badge paused\">Paused</span>"
+            } else {
+                "active"
+            },
             actions(d)
         );
     }
@@ -76,12 +84,17 @@ pub(crate) async fn list(Ctx(orion): Ctx<Orion>) -> Response {
 
 pub(crate) async fn page(Ctx(orion): Ctx<Orion>, Path(id): Path<String>) -> Response {
     let Ok(id) = id.parse::<uuid::Uuid>() else {
-        return error_page(StatusCode::NOT_FOUND, &format!("{id:?} is not a deployment id"));
+        return error_page(
+            StatusCode::NOT_FOUND,
+            &format!("{id:?} is not a deployment id"),
+        );
     };
     let client = orion.client();
     let d = match client.read_deployment(id).await {
         Ok(Some(d)) => d,
-        Ok(None) => return error_page(StatusCode::NOT_FOUND, &format!("deployment {id} not found")),
+        Ok(None) => {
+            return error_page(StatusCode::NOT_FOUND, &format!("deployment {id} not found"));
+        }
         Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let upcoming = FlowRunFilter::new()
@@ -93,18 +106,29 @@ pub(crate) async fn page(Ctx(orion): Ctx<Orion>, Path(id): Path<String>) -> Resp
         .deployment_id(d.id)
         .sort(Sort::CreatedDesc)
         .limit(10);
-    let (upcoming, recent) = tokio::join!(client.read_flow_runs(&upcoming), client.read_flow_runs(&recent));
+    let (upcoming, recent) = tokio::join!(
+        client.read_flow_runs(&upcoming),
+        client.read_flow_runs(&recent)
+    );
     let (upcoming, recent) = match (upcoming, recent) {
         (Ok(u), Ok(r)) => (u, r),
-        (Err(e), _) | (_, Err(e)) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        (Err(e), _) | (_, Err(e)) => {
+            return error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        }
     };
     let mut b = format!(
         "<h1>{}</h1><p class=meta>{}Queue <b>{}</b> · schedules: {} {}</p><p class=actions>{}</p>",
         esc(&d.full_name()),
-        d.description.as_deref().map_or(String::new(), |t| format!("{} · ", esc(t))),
+        d.description
+            .as_deref()
+            .map_or(String::new(), |t| format!("{} · ", esc(t))),
         esc(&d.work_queue_name),
         schedules(&d),
-        if d.paused { "<span class=\"badge paused\">Paused</span>" } else { "" },
+        if d.paused {
+            "<span class=\"badge paused\">Paused</span>"
+        } else {
+            ""
+        },
         actions(&d),
     );
     b.push_str("<section class=grid><div><h2>Upcoming runs</h2>");

@@ -88,7 +88,11 @@ pub(crate) fn url_value(text: &str) -> String {
 /// A whole page: the navigation, `title`, and `body`.
 pub(crate) fn layout(title: &str, nav: &str, body: &str) -> Html<String> {
     let link = |href: &str, label: &str| {
-        let current = if href == nav { " aria-current=page" } else { "" };
+        let current = if href == nav {
+            " aria-current=page"
+        } else {
+            ""
+        };
         format!("<a href={href}{current}>{label}</a>")
     };
     Html(format!(
@@ -167,7 +171,11 @@ pub(crate) fn duration(start: Option<Timestamp>, end: Option<Timestamp>) -> Stri
     } else if secs < 3600.0 {
         format!("{}m {:02}s", (secs / 60.0) as u64, (secs % 60.0) as u64)
     } else {
-        format!("{}h {:02}m", (secs / 3600.0) as u64, ((secs % 3600.0) / 60.0) as u64)
+        format!(
+            "{}h {:02}m",
+            (secs / 3600.0) as u64,
+            ((secs % 3600.0) / 60.0) as u64
+        )
     }
 }
 
@@ -177,7 +185,10 @@ mod tests {
 
     #[test]
     fn text_is_escaped_for_html_and_urls() {
-        assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            esc("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
         assert_eq!(url_value("a b/é&"), "a%20b%2F%C3%A9%26");
     }
 

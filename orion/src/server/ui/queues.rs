@@ -36,7 +36,11 @@ pub(crate) async fn queues(Ctx(orion): Ctx<Orion>) -> Response {
              <button>Set</button></form></td>\
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&q.name),
-            if q.paused { "<span class=\"badge paused\">Paused</span>" } else { "ready" },
+            if q.paused {
+                "<span class=\"badge paused\">Paused</span>"
+            } else {
+                "ready"
+            },
             q.priority,
             status.late_runs,
             status.active_runs,
@@ -79,7 +83,11 @@ pub(crate) async fn limits(Ctx(orion): Ctx<Orion>) -> Response {
             l.limit,
             status.holders.len(),
             status.waiters.len(),
-            if holders.is_empty() { "—".to_owned() } else { holders.join(", ") },
+            if holders.is_empty() {
+                "—".to_owned()
+            } else {
+                holders.join(", ")
+            },
             super::url_value(&l.name),
         );
     }

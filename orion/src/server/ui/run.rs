@@ -67,9 +67,7 @@ pub(crate) async fn page(Ctx(orion): Ctx<Orion>, Path(id): Path<String>) -> Resp
     } else if run.deployment_id.is_some() && !state.is_some_and(|s| s.is_completed()) {
         let _ = write!(
             b,
-            "<button data-post=/api/flow_runs/{}/set_state \
-             data-body='{{\"state\":{{\"type\":\"SCHEDULED\",\"name\":\"AwaitingRetry\"}}}}' \
-             data-then=reload>Retry</button>",
+            "<button data-post=/api/flow_runs/{}/retry data-then=reload>Retry</button>",
             run.id
         );
     }
@@ -104,8 +102,7 @@ pub(crate) async fn page(Ctx(orion): Ctx<Orion>, Path(id): Path<String>) -> Resp
     let _ = write!(
         b,
         "<h2>Logs</h2><div class=logs id=logs data-run={} data-live={}>",
-        run.id,
-        !finished
+        run.id, !finished
     );
     for l in &logs {
         let _ = write!(
@@ -130,7 +127,10 @@ fn timeline(tasks: &[TaskRun]) -> String {
     if tasks.is_empty() {
         return "<p class=empty>No task runs.</p>".to_owned();
     }
-    let start = tasks.iter().filter_map(|t| t.start_time.or(Some(t.created))).min();
+    let start = tasks
+        .iter()
+        .filter_map(|t| t.start_time.or(Some(t.created)))
+        .min();
     let end = tasks
         .iter()
         .filter_map(|t| t.end_time.or(t.start_time).or(Some(t.created)))
@@ -145,10 +145,7 @@ fn timeline(tasks: &[TaskRun]) -> String {
         let to = t.end_time.unwrap_or(end);
         let left = 100.0 * from.duration_since(start).as_secs_f64() / span;
         let width = (100.0 * to.duration_since(from).as_secs_f64() / span).max(0.5);
-        let class = t
-            .state
-            .as_ref()
-            .map_or("", |s| state_class(s.state_type()));
+        let class = t.state.as_ref().map_or("", |s| state_class(s.state_type()));
         let _ = write!(
             rows,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class=track><span class=\"bar {class}\" \

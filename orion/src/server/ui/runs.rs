@@ -139,7 +139,11 @@ fn filters(q: &RunsQuery, flows: &[crate::store::Flow]) -> String {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
         let selected = if code == q.state { " selected" } else { "" };
-        let _ = write!(states, "<option value={code}{selected}>{}</option>", t.name());
+        let _ = write!(
+            states,
+            "<option value={code}{selected}>{}</option>",
+            t.name()
+        );
     }
     let mut flow_options = String::from("<option value=\"\">any flow</option>");
     for f in flows {
@@ -175,7 +179,11 @@ fn chart(history: &[HistoryBucket], now: Timestamp) -> String {
     for (i, bucket) in history.iter().enumerate() {
         let mut y = 100.0;
         for s in &bucket.states {
-            let h = if max == 0 { 0.0 } else { 90.0 * s.count_runs as f64 / max as f64 };
+            let h = if max == 0 {
+                0.0
+            } else {
+                90.0 * s.count_runs as f64 / max as f64
+            };
             y -= h;
             let _ = write!(
                 bars,
@@ -202,9 +210,17 @@ fn chart(history: &[HistoryBucket], now: Timestamp) -> String {
         "<figure class=chart><svg viewBox=\"0 0 100 100\" preserveAspectRatio=none role=img \
          aria-label=\"Flow runs per {} minutes, last 24 hours\">{bars}{now_x}</svg>\
          <figcaption>{} · runs per {} min, by state (max {max}) · {}</figcaption></figure>",
-        (history[0].interval_end.duration_since(history[0].interval_start).as_secs() / 60),
+        (history[0]
+            .interval_end
+            .duration_since(history[0].interval_start)
+            .as_secs()
+            / 60),
         time(Some(history[0].interval_start)),
-        (history[0].interval_end.duration_since(history[0].interval_start).as_secs() / 60),
+        (history[0]
+            .interval_end
+            .duration_since(history[0].interval_start)
+            .as_secs()
+            / 60),
         time(history.last().map(|b| b.interval_end)),
     )
 }

@@ -104,7 +104,10 @@ pub(super) async fn count_flow_runs(q: &impl Q, filter: &FlowRunFilter) -> Resul
     }
     let w = flow_run_rows(filter);
     let row = q
-        .one(&format!("SELECT COUNT(*) FROM flow_runs{}", w.sql), &w.refs())
+        .one(
+            &format!("SELECT COUNT(*) FROM flow_runs{}", w.sql),
+            &w.refs(),
+        )
         .await?;
     Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
 }
@@ -118,9 +121,10 @@ pub(super) async fn flow_run_history(
 ) -> Result<Vec<HistoryBucket>, Fail> {
     if !filter.sql_exact(true) {
         let runs = flow_runs(q, &filter.unpaged()).await?;
-        return Ok(window.fill(runs.iter().filter_map(|r| {
-            Some((r.history_time(), r.state.as_ref()?.state_type(), 1))
-        })));
+        return Ok(window.fill(
+            runs.iter()
+                .filter_map(|r| Some((r.history_time(), r.state.as_ref()?.state_type(), 1))),
+        ));
     }
     let at = "COALESCE(expected_start, created)";
     let start = super::nanos(window.start);

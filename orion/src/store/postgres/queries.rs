@@ -15,8 +15,8 @@ use crate::store::bookkeeping::sort_queues;
 use crate::store::live::Route;
 use crate::store::{
     Acquired, Claim, ConcurrencyLimit, Deployment, DeploymentFilter, DeploymentVersion, Flow,
-    FlowRun, FlowRunFilter, HistoryBucket, HistoryWindow, LogFilter, LogRecord, Renewal, SetState, Slot, SlotRequest, Store,
-    StoreError, StoreFuture, TaskRun, TaskRunFilter, WorkQueue,
+    FlowRun, FlowRunFilter, HistoryBucket, HistoryWindow, LogFilter, LogRecord, Renewal, SetState,
+    Slot, SlotRequest, Store, StoreError, StoreFuture, TaskRun, TaskRunFilter, WorkQueue,
 };
 
 /// Tells every listening process that flow runs may be claimable (delivered at commit).
@@ -225,7 +225,10 @@ impl Store for PostgresStore {
     fn count_flow_runs<'a>(&'a self, filter: &'a FlowRunFilter) -> StoreFuture<'a, usize> {
         Box::pin(async move {
             self.settle().await?;
-            retrying!(&self.db, |c, _attempt| filters::count_flow_runs(&*c, filter).await)
+            retrying!(&self.db, |c, _attempt| filters::count_flow_runs(
+                &*c, filter
+            )
+            .await)
         })
     }
 
@@ -236,7 +239,10 @@ impl Store for PostgresStore {
     ) -> StoreFuture<'a, Vec<HistoryBucket>> {
         Box::pin(async move {
             self.settle().await?;
-            retrying!(&self.db, |c, _attempt| filters::flow_run_history(&*c, filter, window).await)
+            retrying!(&self.db, |c, _attempt| filters::flow_run_history(
+                &*c, filter, window
+            )
+            .await)
         })
     }
 

@@ -104,7 +104,10 @@ pub(super) fn flow_runs_page(
 }
 
 /// How many flow runs pass `filter`: counted by SQL when it expresses the whole filter.
-pub(super) fn count_flow_runs(conn: &Connection, filter: &FlowRunFilter) -> Result<usize, StoreError> {
+pub(super) fn count_flow_runs(
+    conn: &Connection,
+    filter: &FlowRunFilter,
+) -> Result<usize, StoreError> {
     if !filter.sql_exact(false) {
         return Ok(flow_runs(conn, filter)?.len());
     }
@@ -126,9 +129,10 @@ pub(super) fn flow_run_history(
 ) -> Result<Vec<HistoryBucket>, StoreError> {
     if !filter.sql_exact(false) {
         let runs = flow_runs(conn, filter)?;
-        return Ok(window.fill(runs.iter().filter_map(|r| {
-            Some((r.history_time(), r.state.as_ref()?.state_type(), 1))
-        })));
+        return Ok(window.fill(
+            runs.iter()
+                .filter_map(|r| Some((r.history_time(), r.state.as_ref()?.state_type(), 1))),
+        ));
     }
     let at = "COALESCE(expected_start, created)";
     let start = i64::try_from(window.start.as_nanosecond()).unwrap_or(i64::MAX);
@@ -150,7 +154,11 @@ pub(super) fn flow_run_history(
     let mut stmt = conn.prepare_cached(&sql).map_err(super::backend)?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(params), |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })
         .map_err(super::backend)?;
     let mut counts = Vec::new();
@@ -158,7 +166,10 @@ pub(super) fn flow_run_history(
         let (bucket, code, n) = row.map_err(super::backend)?;
         let (Some(kind), Some(at)) = (
             state_type_of(&code),
-            jiff::Timestamp::from_nanosecond(i128::from(start) + i128::from(bucket) * i128::from(width)).ok(),
+            jiff::Timestamp::from_nanosecond(
+                i128::from(start) + i128::from(bucket) * i128::from(width),
+            )
+            .ok(),
         ) else {
             continue;
         };

@@ -13,8 +13,8 @@ use super::{SqliteStore, atomically, backend, by_id, exec, exists, json, many, o
 use crate::state::State;
 use crate::store::live::{Route, Taken};
 use crate::store::{
-    Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, HistoryBucket, HistoryWindow, LogFilter, LogRecord, SetState,
-    Store, StoreError, StoreFuture, TaskRun, TaskRunFilter,
+    Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, HistoryBucket, HistoryWindow,
+    LogFilter, LogRecord, SetState, Store, StoreError, StoreFuture, TaskRun, TaskRunFilter,
 };
 
 impl Store for SqliteStore {

@@ -4,9 +4,10 @@
 
 async function api(method, url, body) {
   const init = { method, headers: {} };
-  if (body !== undefined) {
+  if (method !== "GET") {
+    // The server takes only JSON posts: a form from another site can never act here.
     init.headers["Content-Type"] = "application/json";
-    init.body = typeof body === "string" ? body : JSON.stringify(body);
+    init.body = body === undefined ? "{}" : typeof body === "string" ? body : JSON.stringify(body);
   }
   const response = await fetch(url, init);
   const text = await response.text();

@@ -1,0 +1,750 @@
+//! The orion server: the REST API, its errors and token, the dashboard's pages, and runtimes
+//! whose store is a server.
+
+use std::time::Duration;
+
+use orion::prelude::*;
+use orion::server::openapi::ROUTES;
+use orion::store::{MemoryStore, RemoteStore, SqliteStore, Store};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::api::serve;
+use crate::temp::temp_db;
+
+#[task]
+async fn srv_greet(name: String) -> String {
+    get_run_logger().info(format!("Hello {name}!"));
+    name
+}
+
+#[flow(name = "srv-hello")]
+async fn srv_hello(name: String, times: u32) -> u32 {
+    for _ in 0..times {
+        srv_greet(name.clone()).await;
+    }
+    times
+}
+
+#[flow(name = "srv <b>odd</b> name")]
+async fn srv_odd() {}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn post(base: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    json_of(
+        http()
+            .post(format!("{base}{path}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+async fn get(base: &str, path: &str) -> (StatusCode, Value) {
+    json_of(http().get(format!("{base}{path}")).send().await.unwrap()).await
+}
+
+/// A runtime over a fresh SQLite file, served; the runtime and `http://addr`.
+async fn served() -> (Orion, String) {
+    let orion = Orion::with_store(std::sync::Arc::new(
+        SqliteStore::open(temp_db("server")).unwrap(),
+    ));
+    let addr = serve(&orion, None).await;
+    (orion, format!("http://{addr}"))
+}
+
+async fn hello_deployment(orion: &Orion) -> orion::store::Deployment {
+    DeploymentSpec::new("greetings")
+        .flow(srv_hello)
+        .parameters(json!({"name": "Leo", "times": 2}))
+        .schedule(IntervalSchedule::new(Duration::from_secs(3600)).unwrap())
+        .apply(orion.client())
+        .await
+        .unwrap()
+}
+
+async fn wait_final(orion: &Orion, id: orion::Uuid) -> orion::store::FlowRun {
+    for _ in 0..200 {
+        let run = orion.client().read_flow_run(id).await.unwrap().unwrap();
+        if run.state.as_ref().is_some_and(|s| s.is_final()) {
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("run {id} did not finish");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_remote_store_passes_the_conformance_suite() {
+    orion::store::testing::run_all(|| async {
+        let orion = Orion::with_store(std::sync::Arc::new(MemoryStore::new()));
+        let addr = serve(&orion, None).await;
+        RemoteStore::connect(&format!("http://{addr}/api"), None)
+            .await
+            .unwrap()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_using_a_server_as_its_runtime_runs_the_seeds_rest_story() {
+    let (server, base) = served().await;
+    // Another program: its runtime's store is the server; it applies a deployment, serves it
+    // with an agent, and creates a run as the seed's REST snippet does.
+    let remote = Orion::open(&format!("{base}/api")).await.unwrap();
+    hello_deployment(&remote).await;
+    let handle = remote
+        .serve()
+        .scheduler(None)
+        .agent(Agent::new().poll_interval(Duration::from_millis(100)))
+        .start();
+    let deployment = remote
+        .client()
+        .read_deployment_by_name("srv-hello/greetings")
+        .await
+        .unwrap();
+    let run = remote
+        .client()
+        .create_flow_run_from_deployment(&deployment, None)
+        .await
+        .unwrap();
+    // The server's own runtime sees the run finish, with its task runs and log lines.
+    let done = wait_final(&server, run.id).await;
+    handle.shutdown().await.unwrap();
+    let state = done.state.unwrap();
+    assert!(state.is_completed(), "{state:?}");
+    assert_eq!(
+        server
+            .client()
+            .read_task_runs_of(run.id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let logs = server
+        .client()
+        .read_logs(&orion::store::LogFilter::new().flow_run_id(run.id))
+        .await
+        .unwrap();
+    assert_eq!(logs.iter().filter(|l| l.message == "Hello Leo!").count(), 2);
+    // Parameters are checked before the run is created, over HTTP too.
+    let mut options = orion::deployment::DeploymentRunOptions::new();
+    options.parameters = serde_json::from_value(json!({"times": -1})).unwrap();
+    let err = remote
+        .client()
+        .create_flow_run_from_deployment(&deployment, Some(options))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("times"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_error_comes_back_as_the_same_error() {
+    let (_server, base) = served().await;
+    let store = RemoteStore::connect(&format!("{base}/api"), None)
+        .await
+        .unwrap();
+    let missing = orion::Uuid::from_u128(42);
+    let err = store
+        .set_flow_run_state(missing, None, State::running())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, orion::store::StoreError::NotFound { what: "flow run", id } if id == missing),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_runtime_is_refused_clearly() {
+    // Nothing listens there.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = RemoteStore::connect(&format!("http://{free}/api"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("cannot reach the orion server"),
+        "{err}"
+    );
+    let err = Orion::open("https://example.invalid/api")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("plain HTTP"), "{err}");
+    // A server with a token refuses a runtime without it, or with another.
+    let orion = Orion::memory();
+    let addr = serve(&orion, Some("s3cret")).await;
+    let url = format!("http://{addr}/api");
+    let err = RemoteStore::connect(&url, None).await.unwrap_err();
+    assert!(err.to_string().contains("needs a token"), "{err}");
+    let err = RemoteStore::connect(&url, Some("guess".into()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("wrong API token"), "{err}");
+    let store = RemoteStore::connect(&url, Some("s3cret".into()))
+        .await
+        .unwrap();
+    assert!(store.read_flows().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_guards_api_and_dashboard_and_the_dashboard_signs_in_once() {
+    let orion = Orion::memory();
+    let addr = serve(&orion, Some("s3cret")).await;
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let health = client
+        .get(format!("{base}/api/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let denied = client
+        .post(format!("{base}/api/flows/filter"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+    let wrong = client
+        .post(format!("{base}/api/flows/filter"))
+        .bearer_auth("s3cre")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let ok = client
+        .post(format!("{base}/api/flows/filter"))
+        .bearer_auth("s3cret")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    // The dashboard sends a browser to sign in, which sets a same-site cookie.
+    let page = client.get(format!("{base}/runs")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert_eq!(page.headers()["location"], "/login");
+    let bad = client
+        .get(format!("{base}/login?token=nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    assert!(bad.headers().get("set-cookie").is_none());
+    let signed = client
+        .get(format!("{base}/login?token=s3cret"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap();
+    let page = client
+        .get(format!("{base}/runs"))
+        .header("cookie", pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    // Binding beyond this machine without a token is refused.
+    let (_switch, shutdown) = orion::services::Shutdown::new();
+    let err = orion::server::Api::new("0.0.0.0:0".parse().unwrap())
+        .token(None)
+        .bind(&orion, shutdown)
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("ORION_API_TOKEN"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_route_is_served_and_unknown_ones_are_named() {
+    let (_orion, base) = served().await;
+    let (status, doc) = get(&base, "/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(documented, ROUTES.len());
+    for (path, methods) in paths {
+        for method in methods.as_object().unwrap().keys() {
+            let concrete = path
+                .replace("{id}", &orion::Uuid::from_u128(1).to_string())
+                .replace("{name}", "nope")
+                .replace("{flow}", "nope");
+            let request = match method.as_str() {
+                "get" => http().get(format!("{base}{concrete}")),
+                "post" => http().post(format!("{base}{concrete}")).json(&json!({})),
+                "patch" => http().patch(format!("{base}{concrete}")).json(&json!({})),
+                "delete" => http().delete(format!("{base}{concrete}")),
+                other => panic!("undocumented method {other}"),
+            };
+            let (status, body) = json_of(request.send().await.unwrap()).await;
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            let detail = body["detail"].as_str().unwrap_or_default();
+            assert!(
+                !detail.starts_with("no API route"),
+                "{method} {path}: {detail}"
+            );
+            assert!(
+                status != StatusCode::INTERNAL_SERVER_ERROR,
+                "{method} {path}: {body}"
+            );
+        }
+    }
+    let (status, body) = get(&base, "/api/flow_runz/filter").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["detail"], "no API route GET /api/flow_runz/filter");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_json_errors_naming_what_was_wrong() {
+    let (orion, base) = served().await;
+    let d = hello_deployment(&orion).await;
+    let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        (
+            http().post(format!("{base}/api/flow_runs/filter")).json(&json!({"limit": "ten"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit",
+        ),
+        (
+            http().post(format!("{base}/api/flow_runs/filter")).json(&json!({"flow_run": {}})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "flow_run",
+        ),
+        (
+            http().post(format!("{base}/api/flow_runs/filter")).json(&json!({"limit": 5000})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "maximum of 1000",
+        ),
+        (
+            http().post(format!("{base}/api/flow_runs/filter")).json(&json!({"sort": "NAME_ASC"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "NAME_ASC",
+        ),
+        (
+            http()
+                .post(format!("{base}/api/flow_runs/filter"))
+                .json(&json!({"flow_runs": {"state": {"type": {"any_": ["DONE"]}}}})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "DONE",
+        ),
+        (
+            http()
+                .post(format!("{base}/api/flow_runs/filter"))
+                .header("content-type", "application/json")
+                .body("{\"limit\": "),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "JSON",
+        ),
+        (
+            http()
+                .post(format!("{base}/api/deployments/{}/create_flow_run", d.id))
+                .body("{}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "application/json",
+        ),
+        (
+            http().get(format!("{base}/api/flow_runs/not-a-uuid")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not a UUID",
+        ),
+        (
+            http().get(format!("{base}/api/flow_runs/{}", orion::Uuid::from_u128(5))),
+            StatusCode::NOT_FOUND,
+            "not found",
+        ),
+        (
+            http().get(format!("{base}/api/deployments/name/srv-hello/nope")),
+            StatusCode::NOT_FOUND,
+            "nope",
+        ),
+        (
+            http()
+                .post(format!("{base}/api/deployments/{}/create_flow_run", d.id))
+                .json(&json!({"parameters": {"times": "twice"}})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "parameter 'times'",
+        ),
+        (
+            http()
+                .post(format!("{base}/api/deployments/{}/create_flow_run", d.id))
+                .json(&json!({"parameters": {"colour": "red"}})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "colour",
+        ),
+        (
+            http()
+                .post(format!("{base}/api/flow_runs/history"))
+                .json(&json!({"history_start": "2026-01-02T00:00:00Z", "history_end": "2026-01-01T00:00:00Z", "history_interval_seconds": 60})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "history_end",
+        ),
+        (
+            http()
+                .post(format!("{base}/api/store"))
+                .json(&json!({"op": "drop_everything"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "drop_everything",
+        ),
+        (
+            http()
+                .post(format!("{base}/api/logs/filter"))
+                .json(&json!({"logs": {"level": {"ge_": "loud"}}})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ge_",
+        ),
+    ];
+    for (request, status, needle) in cases {
+        let (got, body) = json_of(request.send().await.unwrap()).await;
+        let detail = body["detail"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no detail: {body}"));
+        assert_eq!(got, status, "{detail}");
+        assert!(detail.contains(needle), "{needle:?} not in {detail:?}");
+    }
+    // Another site's form can post, but never JSON: a POST without it is refused.
+    let form = http()
+        .post(format!("{base}/api/deployments/{}/create_flow_run", d.id))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("a=b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let bare = http()
+        .post(format!("{base}/api/deployments/{}/pause_deployment", d.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(
+        !orion
+            .client()
+            .read_deployment(d.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .paused
+    );
+    // Without a token, the server answers for this machine's names only (DNS rebinding).
+    let rebound = http()
+        .get(format!("{base}/api/health"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
+    // A body above the limit is refused before it is read whole.
+    let big = "x".repeat(orion::server::DEFAULT_BODY_LIMIT + 10);
+    let (status, _) = post(&base, "/api/flow_runs/filter", json!({"big": big})).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Nothing was created by the refused requests; no CORS headers are sent.
+    assert!(
+        orion
+            .client()
+            .read_flow_runs(&Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let response = http()
+        .post(format!("{base}/api/flow_runs/filter"))
+        .header("origin", "https://evil.example")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_listed_counted_and_bucketed_by_the_store_through_the_api() {
+    let (orion, base) = served().await;
+    let d = hello_deployment(&orion).await;
+    let mut created = Vec::new();
+    for i in 0..30 {
+        let mut options = orion::deployment::DeploymentRunOptions::new();
+        options.scheduled_time = Some(jiff::Timestamp::now() + jiff::SignedDuration::from_mins(i));
+        let run = orion
+            .client()
+            .create_flow_run_from_deployment(&d, Some(options))
+            .await
+            .unwrap();
+        created.push(run);
+    }
+    // A finished run too, of another flow, not of the deployment.
+    orion.scope(srv_odd()).await;
+    let (status, page) = post(
+        &base,
+        "/api/flow_runs/filter",
+        json!({"limit": 10, "offset": 5}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    let newest_first: Vec<String> = {
+        let all = orion
+            .client()
+            .read_flow_runs(
+                &orion::store::FlowRunFilter::new().sort(orion::store::Sort::CreatedDesc),
+            )
+            .await
+            .unwrap();
+        all.into_iter().skip(5).take(10).map(|r| r.name).collect()
+    };
+    assert_eq!(names, newest_first);
+    let of_deployment = json!({"deployments": {"id": {"any_": [d.id]}}, "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}});
+    let (_, count) = post(&base, "/api/flow_runs/count", of_deployment.clone()).await;
+    assert_eq!(count, json!(30));
+    let (_, count) = post(&base, "/api/flow_runs/count", json!({})).await;
+    assert_eq!(count, json!(31));
+    let (_, soonest) = post(
+        &base,
+        "/api/flow_runs/filter",
+        json!({"deployments": {"id": {"any_": [d.id]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 1}),
+    )
+    .await;
+    assert_eq!(soonest[0]["id"], json!(created[0].id));
+    let start = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(1);
+    let (status, history) = post(
+        &base,
+        "/api/flow_runs/history",
+        json!({
+            "history_start": start,
+            "history_end": start + jiff::SignedDuration::from_mins(60),
+            "history_interval_seconds": 600,
+            "deployments": {"id": {"any_": [d.id]}},
+        }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    let buckets = history.as_array().unwrap();
+    assert_eq!(buckets.len(), 6);
+    let total: u64 = buckets
+        .iter()
+        .flat_map(|b| b["states"].as_array().unwrap())
+        .map(|s| s["count_runs"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 30);
+    assert_eq!(buckets[0]["states"][0]["state_type"], "SCHEDULED");
+    // Upcoming runs, the deployment in words, pause and resume.
+    let (_, upcoming) = get(
+        &base,
+        &format!("/api/deployments/{}/upcoming?limit=3", d.id),
+    )
+    .await;
+    assert_eq!(upcoming.as_array().unwrap().len(), 3);
+    let (_, view) = get(&base, "/api/deployments/name/srv-hello/greetings").await;
+    assert_eq!(view["schedules_in_words"], json!(["every 1 hour"]));
+    assert_eq!(
+        view["flow_parameters"][1],
+        json!({"name": "times", "type": "u32"})
+    );
+    let (_, paused) = post(
+        &base,
+        &format!("/api/deployments/{}/pause_deployment", d.id),
+        json!({}),
+    )
+    .await;
+    assert_eq!(paused["paused"], true);
+    assert!(
+        orion
+            .client()
+            .read_deployment(d.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .paused
+    );
+    let (_, resumed) = post(
+        &base,
+        &format!("/api/deployments/{}/resume_deployment", d.id),
+        json!({}),
+    )
+    .await;
+    assert_eq!(resumed["paused"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn states_go_through_orchestration_and_queues_change_through_the_api() {
+    let (orion, base) = served().await;
+    let d = hello_deployment(&orion).await;
+    let (status, run) = post(
+        &base,
+        &format!("/api/deployments/{}/create_flow_run", d.id),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = run["id"].as_str().unwrap().to_owned();
+    assert_eq!(run["state"]["type"], "SCHEDULED");
+    // A run not finished cannot be retried.
+    let (status, body) = post(&base, &format!("/api/flow_runs/{id}/retry"), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (_, cancelled) = post(&base, &format!("/api/flow_runs/{id}/cancel"), json!({})).await;
+    assert_eq!(cancelled["type"], "CANCELLED", "{cancelled}");
+    // Orchestration decides proposals: a final state stays (REJECT, with the current state).
+    let (_, refused) = post(
+        &base,
+        &format!("/api/flow_runs/{id}/set_state"),
+        json!({"state": {"type": "RUNNING"}}),
+    )
+    .await;
+    assert_eq!(refused["status"], "REJECT", "{refused}");
+    assert_eq!(refused["state"]["type"], "CANCELLED", "{refused}");
+    let (status, forced) = post(
+        &base,
+        &format!("/api/flow_runs/{id}/set_state"),
+        json!({"state": {"type": "RUNNING"}, "force": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{forced}");
+    // Retry: back to Scheduled, for an agent to take.
+    let (status, retried) = post(&base, &format!("/api/flow_runs/{id}/retry"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    assert_eq!(retried["name"], "AwaitingRetry", "{retried}");
+    let (_, states) = get(&base, &format!("/api/flow_runs/{id}/states")).await;
+    let names: Vec<&str> = states
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Scheduled", "Cancelled", "AwaitingRetry"]);
+    // Work queues: create, patch, status, preview, delete.
+    let (status, _) = post(
+        &base,
+        "/api/work_queues/",
+        json!({"name": "gpu", "priority": 2}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = post(&base, "/api/work_queues/", json!({"name": "gpu"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let patched = http()
+        .patch(format!("{base}/api/work_queues/name/gpu"))
+        .json(&json!({"is_paused": true, "concurrency_limit": 3}))
+        .send()
+        .await
+        .unwrap();
+    let (_, queue) = json_of(patched).await;
+    assert_eq!(
+        (queue["paused"].clone(), queue["concurrency_limit"].clone()),
+        (json!(true), json!(3))
+    );
+    let (_, status) = get(&base, "/api/work_queues/name/default/status").await;
+    assert_eq!(status["scheduled_runs"], 1);
+    let (_, preview) = get(&base, "/api/work_queues/name/default/preview").await;
+    assert_eq!(preview[0]["id"], json!(id));
+    let gone = http()
+        .delete(format!("{base}/api/work_queues/name/gpu"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    // Concurrency limits.
+    let (_, limit) = post(
+        &base,
+        "/api/concurrency_limits/",
+        json!({"tag": "db", "concurrency_limit": 2}),
+    )
+    .await;
+    assert_eq!(limit["limit"], 2);
+    let (_, status) = get(&base, "/api/concurrency_limits/tag/tag:db").await;
+    assert_eq!(status["holders"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_pages_show_runs_deployments_queues_and_limits() {
+    let (orion, base) = served().await;
+    let d = hello_deployment(&orion).await;
+    let run = orion
+        .client()
+        .create_flow_run_from_deployment(&d, None)
+        .await
+        .unwrap();
+    orion.scope(srv_odd()).await;
+    orion.client().set_concurrency_limit("db", 4).await.unwrap();
+    orion
+        .client()
+        .upsert_work_queue(orion::store::WorkQueue::new(
+            "default",
+            jiff::Timestamp::now(),
+        ))
+        .await
+        .unwrap();
+    let page = |path: &str| {
+        let url = format!("{base}{path}");
+        async move {
+            let response = http().get(url).send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+    let (status, runs) = page("/runs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(runs.contains(&run.name), "the run is listed");
+    assert!(runs.contains("<svg"), "the history chart is drawn");
+    assert!(runs.contains("Flow runs <small>2</small>"));
+    // Flow names are shown escaped, never as markup.
+    assert!(runs.contains("srv &lt;b&gt;odd&lt;/b&gt; name"));
+    assert!(!runs.contains("<b>odd</b>"));
+    let (_, filtered) = page("/runs?state=COMPLETED").await;
+    assert!(!filtered.contains(&run.name) && filtered.contains("Flow runs <small>1</small>"));
+    let (status, _) = page("/runs?state=NOPE").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, one) = page(&format!("/runs/{}", run.id)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(one.contains("State history") && one.contains(">Cancel</button>"));
+    let (status, _) = page(&format!("/runs/{}", orion::Uuid::from_u128(3))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, deployments) = page("/deployments").await;
+    assert!(deployments.contains("srv-hello/greetings") && deployments.contains("every 1 hour"));
+    assert!(deployments.contains("Quick Run"));
+    let (_, deployment) = page(&format!("/deployments/{}", d.id)).await;
+    assert!(deployment.contains("Custom Run") && deployment.contains("name=\"times\""));
+    assert!(
+        deployment.contains("value=\"Leo\""),
+        "prefilled with the deployment's parameters"
+    );
+    let (_, queues) = page("/work-queues").await;
+    assert!(queues.contains("<td>default</td>"));
+    let (_, limits) = page("/concurrency-limits").await;
+    assert!(limits.contains("tag:db") && limits.contains("<td>4</td>"));
+    let (status, js) = page("/static/app.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(js.contains("visibilityState"));
+}
