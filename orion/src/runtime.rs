@@ -194,6 +194,21 @@ impl Orion {
         }
     }
 
+    /// Writes the buffered log lines after [`crate::logging::FLUSH_EVERY`], on the current
+    /// tokio runtime (outside one, they wait for the engine's next drain).
+    pub(crate) fn write_logs_soon(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.inner.logs.unschedule();
+            return;
+        };
+        let orion = self.clone();
+        handle.spawn(async move {
+            tokio::time::sleep(crate::logging::FLUSH_EVERY).await;
+            orion.inner.logs.unschedule();
+            orion.write_logs().await;
+        });
+    }
+
     pub(crate) async fn flush_logs_if_full(&self) {
         if self.inner.logs.len() >= crate::logging::FLUSH_AT {
             self.write_logs().await;

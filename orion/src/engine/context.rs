@@ -253,7 +253,7 @@ pub(crate) fn emit(
         logging::print(timestamp, level, source, &message);
     }
     if logging::should_store(level) {
-        orion.logs().push(LogRecord {
+        let schedule = orion.logs().push(LogRecord {
             name,
             level,
             message,
@@ -261,6 +261,9 @@ pub(crate) fn emit(
             flow_run_id,
             task_run_id,
         });
+        if schedule {
+            orion.write_logs_soon();
+        }
     }
 }
 

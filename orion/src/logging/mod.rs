@@ -20,7 +20,7 @@ mod run_logger;
 mod settings;
 
 pub use crate::store::LogLevel;
-pub(crate) use buffer::{FLUSH_AT, LogBuffer};
+pub(crate) use buffer::{FLUSH_AT, FLUSH_EVERY, LogBuffer};
 pub(crate) use capture::{Captured, outer_default, with_capture};
 pub use console::format_line;
 pub(crate) use console::print;

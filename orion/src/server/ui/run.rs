@@ -72,8 +72,11 @@ pub(crate) async fn page(Ctx(orion): Ctx<Orion>, Path(id): Path<String>) -> Resp
         );
     }
     b.push_str("</p>");
-    if let Some(message) = state.and_then(|s| s.message()) {
-        let _ = write!(b, "<p class=message>{}</p>", esc(message));
+    if let Some(s) = state {
+        if let Some(message) = s.message() {
+            let class = state_class(s.state_type());
+            let _ = write!(b, "<p class=\"message {class}\">{}</p>", esc(message));
+        }
     }
     b.push_str("<section class=grid><div><h2>Parameters</h2>");
     let _ = write!(

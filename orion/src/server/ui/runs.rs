@@ -16,7 +16,7 @@ use crate::store::{FlowRun, FlowRunFilter, HistoryBucket, HistoryWindow, Sort};
 /// Runs on one page.
 const PAGE: usize = 50;
 /// Buckets in the chart.
-const BARS: u32 = 48;
+const BARS: u32 = 50;
 
 /// The runs page's filters, as the URL's query carries them.
 #[derive(Debug, Default, Deserialize)]
