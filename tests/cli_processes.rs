@@ -668,3 +668,117 @@ fn serve_stops_on_sigterm_and_database_commands_work_on_the_file() {
     assert!(db.ok(&["database", "upgrade"]).contains("nothing to do"));
     assert!(db.ok(&["database", "vacuum"]).contains("bytes before"));
 }
+
+/// Runs the app as a program whose runtime is the server at `api` (no database of its own);
+/// its parsed JSON output.
+fn remote_json(db: &Db, api: &str, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    let out = db
+        .command(&all)
+        .env("ORION_API_URL", api)
+        .env("ORION_DATABASE_URL", "sqlite:///nonexistent/dir/never.db")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} over {api}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}):\n{text}"))
+}
+
+/// A GET of `path` from the server at `addr`: (status line, body).
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}
+
+#[test]
+fn a_server_process_serves_the_dashboard_and_other_processes_use_it_as_their_runtime() {
+    let db = Db::new("cli-server");
+    db.ok(&["deployment", "create"]);
+    let mut server = db.spawn(&["server", "start", "--port", "0"]);
+    let (started, _rest) = first_line(&mut server);
+    assert!(
+        started.starts_with("Orion server on http://127.0.0.1:"),
+        "{started}"
+    );
+    let addr = started
+        .trim_start_matches("Orion server on http://")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let api = format!("http://{addr}/api");
+    assert_eq!(
+        http_get(&addr, "/api/health"),
+        ("HTTP/1.1 200 OK".into(), "true".into())
+    );
+
+    // An agent whose only store is the server, and a third process creating a run there.
+    let mut agent = db
+        .command(&["agent", "start"])
+        .env("ORION_API_URL", &api)
+        .env("ORION_DATABASE_URL", "sqlite:///nonexistent/dir/never.db")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (agent_started, _agent_rest) = first_line(&mut agent);
+    assert!(agent_started.contains(&api), "{agent_started}");
+    let created = remote_json(
+        &db,
+        &api,
+        &[
+            "deployment",
+            "run",
+            "Addition Machine/my-first-deployment",
+            "--param",
+            "nums=[5, 6]",
+        ],
+    );
+    let name = created["name"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let v = remote_json(&db, &api, &["flow-run", "inspect", &name]);
+        if v["state_type"] == "COMPLETED" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "{name}: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(done["parameters"], serde_json::json!({"nums": [5, 6]}));
+    // The run is in the server's database, and on its dashboard.
+    let local = db.json(&["flow-run", "inspect", &name]);
+    assert_eq!(local["state_type"], "COMPLETED");
+    let (status, page) = http_get(&addr, "/runs");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(page.contains(&name), "the dashboard lists the run");
+
+    signal(&agent, "INT");
+    assert_eq!(exit_within(&mut agent, 20), 0);
+    signal(&server, "TERM");
+    assert_eq!(
+        exit_within(&mut server, 20),
+        0,
+        "SIGTERM stops the server cleanly"
+    );
+
+    // Beyond this machine, the server needs a token.
+    let err = db.fails(2, &["server", "start", "--host", "0.0.0.0", "--port", "0"]);
+    assert!(err.contains("ORION_API_TOKEN"), "{err}");
+}

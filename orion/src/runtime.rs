@@ -75,9 +75,11 @@ impl Orion {
 
     /// A runtime over the store a URL names: `memory://`, `sqlite://PATH` (feature
     /// `sqlite`; the file and its directory are created when missing), optionally
-    /// `sqlite://PATH?synchronous=normal` (see [`crate::store::Durability`]), or
+    /// `sqlite://PATH?synchronous=normal` (see [`crate::store::Durability`]),
     /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (feature `postgres`: one database shared
-    /// by every process on every machine).
+    /// by every process on every machine), or `http://HOST:PORT/api` (feature `remote`: the
+    /// store of an orion server, with the token `ORION_API_TOKEN` names; flows, agents and
+    /// the client work as over a local store).
     ///
     /// # Errors
     ///
@@ -131,14 +133,25 @@ impl Orion {
         format!("sqlite://{}", home.join("orion.db").display())
     }
 
-    /// A runtime over the store the environment names ([`Orion::database_url_from_env`]):
-    /// by default the SQLite file `~/.orion/orion.db`.
+    /// The URL of the store a runtime opened from the environment uses: `ORION_API_URL` (an
+    /// orion server, `http://HOST:4200/api`, feature `remote`) when set, else
+    /// [`Orion::database_url_from_env`].
+    pub fn url_from_env() -> String {
+        match std::env::var("ORION_API_URL") {
+            Ok(url) if !url.trim().is_empty() => url.trim().to_owned(),
+            _ => Self::database_url_from_env(),
+        }
+    }
+
+    /// A runtime over the store the environment names ([`Orion::url_from_env`]): an orion
+    /// server when `ORION_API_URL` is set, else by default the SQLite file
+    /// `~/.orion/orion.db`.
     ///
     /// # Errors
     ///
     /// As [`Orion::open`].
     pub async fn from_env() -> Result<Self> {
-        Self::open(&Self::database_url_from_env()).await
+        Self::open(&Self::url_from_env()).await
     }
 
     /// [`Orion::from_env`] for code outside async.
@@ -147,7 +160,7 @@ impl Orion {
     ///
     /// As [`Orion::open_blocking`].
     pub fn from_env_blocking() -> Result<Self> {
-        Self::open_blocking(&Self::database_url_from_env())
+        Self::open_blocking(&Self::url_from_env())
     }
 
     /// The runtime code runs under now: the current run's, else the enclosing

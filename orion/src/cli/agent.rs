@@ -40,6 +40,9 @@ pub struct ServeArgs {
     /// Do not run an agent (scheduler, late runs and reaper only).
     #[arg(long)]
     pub no_agent: bool,
+    /// Also serve the REST API and the dashboard on this address (`127.0.0.1:4200`).
+    #[arg(long, value_name = "ADDR")]
+    pub api: Option<std::net::SocketAddr>,
 }
 
 impl AgentArgs {
@@ -74,7 +77,7 @@ pub(super) async fn run_agent(cmd: AgentCommand, o: &mut Out<'_>) -> CliResult {
     o.line(format!(
         "Starting agent on work queue(s) {} of {}; stop it with Ctrl-C",
         args.queues(),
-        crate::Orion::database_url_from_env()
+        crate::store::redact_url(&crate::Orion::url_from_env())
     ))?;
     o.out.flush()?;
     orion
@@ -102,16 +105,22 @@ pub(super) async fn serve(args: ServeArgs, o: &mut Out<'_>) -> CliResult {
     if !args.no_agent {
         serve = serve.agent(args.agent.agent());
     }
+    if let Some(addr) = args.api {
+        serve = serve.api(addr);
+    }
     let stop = stop_signal();
     o.line(format!(
         "Serving {}: scheduler, late runs, reaper{}; stop with Ctrl-C",
-        crate::Orion::database_url_from_env(),
+        crate::store::redact_url(&crate::Orion::url_from_env()),
         if args.no_agent {
             String::new()
         } else {
             format!(" and an agent on work queue(s) {}", args.agent.queues())
         }
     ))?;
+    if let Some(addr) = args.api {
+        o.line(format!("Dashboard and API on http://{addr}"))?;
+    }
     o.out.flush()?;
     serve
         .run_until(stop)
@@ -123,7 +132,7 @@ pub(super) async fn serve(args: ServeArgs, o: &mut Out<'_>) -> CliResult {
 /// A future that resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM. The handlers are
 /// installed when this is called, so a signal that comes before the future is first polled
 /// (while the command is still printing that it started) is not lost.
-fn stop_signal() -> impl std::future::Future<Output = ()> {
+pub(super) fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -42,6 +42,7 @@ mod limit;
 mod output;
 mod params;
 mod schedule;
+mod server;
 mod work_queue;
 
 use std::io::Write;
@@ -81,6 +82,9 @@ pub enum Command {
     /// Work with schedules.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
+    /// The REST API and the web dashboard.
+    #[command(subcommand)]
+    Server(server::ServerCommand),
     /// Inspect, reset, vacuum or upgrade the database (`ORION_DATABASE_URL`, default
     /// `~/.orion/orion.db`).
     #[cfg(feature = "sqlite")]
@@ -341,6 +345,7 @@ impl Cli {
             Command::ConcurrencyLimit(cmd) => limit::run(cmd, o).await,
             Command::Agent(cmd) => agent::run_agent(cmd, o).await,
             Command::Serve(args) => agent::serve(args, o).await,
+            Command::Server(cmd) => server::run(cmd, o).await,
         }
     }
 }
@@ -365,7 +370,7 @@ async fn open() -> CliResult<Orion> {
     Orion::from_env().await.map_err(|e| {
         Failure::Runtime(format!(
             "cannot open the database {}: {e}",
-            Orion::database_url_from_env()
+            crate::store::redact_url(&Orion::url_from_env())
         ))
     })
 }
