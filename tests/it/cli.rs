@@ -107,7 +107,7 @@ fn database_info_and_reset() {
     let (code, out, err) = run(&["database", "--url", &url, "info"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&db.display().to_string()), "{out}");
-    assert!(out.contains("schema version   5"), "{out}");
+    assert!(out.contains("schema version   6"), "{out}");
     assert!(out.contains("flows            1"), "{out}");
     assert!(out.contains("integrity        ok"), "{out}");
 
@@ -231,11 +231,11 @@ fn database_commands_on_postgres() {
     let info = || run(vec!["info".into()], b"");
     let (code, out, err) = info();
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("schema version   1"), "{out}");
+    assert!(out.contains("schema version   2"), "{out}");
     assert!(out.contains("flows            1"), "{out}");
     let (code, out, _) = run(vec!["upgrade".into()], b"");
     assert_eq!(code, 0);
-    assert!(out.contains("schema version 1"), "{out}");
+    assert!(out.contains("schema version 2"), "{out}");
     let (code, out, _) = run(vec!["vacuum".into()], b"");
     assert_eq!(code, 0, "{out}");
     let (_, out, _) = run(vec!["reset".into()], b"no\n");

@@ -94,7 +94,7 @@ async fn stores_opening_a_new_database_at_once_migrate_it_once() {
         stores.push(open.await.unwrap().expect("every racing open succeeds"));
     }
     for store in &stores {
-        assert_eq!(store.schema_version().await.unwrap(), 1);
+        assert_eq!(store.schema_version().await.unwrap(), 2);
     }
     // They share one database.
     let flow = stores[0]

@@ -109,7 +109,7 @@ pub struct HistoryBucket {
 }
 
 impl HistoryBucket {
-    fn add(&mut self, state_type: StateType, count: u64) {
+    pub(crate) fn add(&mut self, state_type: StateType, count: u64) {
         match self.states.iter_mut().find(|s| s.state_type == state_type) {
             Some(s) => s.count_runs += count,
             None => self.states.push(HistoryCount {

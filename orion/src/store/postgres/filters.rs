@@ -129,9 +129,18 @@ pub(super) async fn flow_run_history(
     let at = "COALESCE(expected_start, created)";
     let start = super::nanos(window.start);
     let width = i64::try_from(window.width_nanos()).unwrap_or(i64::MAX);
+    let end = super::nanos(window.end);
     let mut w = flow_run_rows(filter);
-    w.and(&format!("{at} >= $?"), start);
-    w.and(&format!("{at} < $?"), super::nanos(window.end));
+    // Both branches can be read from the history index (expected start, state, created).
+    w.and("((expected_start >= $?", start);
+    w.sql
+        .push_str(&format!(" AND expected_start < ${}", w.params.len() + 1));
+    w.params.push(Box::new(end));
+    w.sql.push_str(&format!(
+        ") OR (expected_start IS NULL AND created >= ${} AND created < ${}))",
+        w.params.len() - 1,
+        w.params.len()
+    ));
     w.and("$? > 0", width);
     let n = w.params.len();
     let sql = format!(
