@@ -17,7 +17,7 @@ use jiff::{SignedDuration, Timestamp};
 use orion::prelude::*;
 use orion::server::Api;
 use orion::services::Shutdown;
-use orion::store::{FlowRun, RemoteStore, SqliteStore, Store};
+use orion::store::{FlowRun, RemoteStore, SqliteStore};
 use serde_json::{Value, json};
 use tempdb::TempDb;
 
