@@ -35,7 +35,11 @@ async fn main() -> anyhow::Result<()> {
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     };
-    for line in orion.client().read_logs(&LogFilter::new().flow_run_id(run.id)).await? {
+    for line in orion
+        .client()
+        .read_logs(&LogFilter::new().flow_run_id(run.id))
+        .await?
+    {
         println!("{} | {:<7} | {}", line.timestamp, line.level, line.message);
     }
     println!("Flow run '{}' finished: {}", run.name, done.name());

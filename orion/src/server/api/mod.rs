@@ -85,7 +85,20 @@ async fn openapi() -> Json<Value> {
 
 /// The remote runtime's store call, run on the server's store.
 async fn store(Ctx(orion): Ctx<Orion>, Body(call): Body<StoreCall>) -> ApiResult<Json<Value>> {
-    Ok(Json(dispatch(orion.client().store().as_ref(), call).await?))
+    // A run created or made due by a remote runtime: this runtime's agents look at once, as
+    // for their own process's runs.
+    let wakes = matches!(
+        &call,
+        StoreCall::CreateFlowRun { .. }
+            | StoreCall::CreateFlowRuns { .. }
+            | StoreCall::SetFlowRunState { .. }
+            | StoreCall::UpsertWorkQueue { .. }
+    );
+    let answer = dispatch(orion.client().store().as_ref(), call).await?;
+    if wakes {
+        orion.client().signals().runs_due.notify_waiters();
+    }
+    Ok(Json(answer))
 }
 
 /// The answer for an unknown API path: names it, so a client sees its mistake.
