@@ -9,63 +9,69 @@ mod runs;
 use axum::Json;
 use axum::extract::{OriginalUri, State as Ctx};
 use axum::http::Method;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult, Body};
 use crate::Orion;
 use crate::store::protocol::{PROTOCOL_VERSION, StoreCall, dispatch};
 
-/// The `/api` routes (every one listed in [`super::openapi::ROUTES`]).
+/// The `/api` routes: exactly those [`super::openapi::ROUTES`] lists (the document and the
+/// router come from that one list; a listed route without a handler fails every test).
 pub(crate) fn routes() -> axum::Router<Orion> {
+    let mut router = axum::Router::new();
+    for &(method, path, ..) in super::openapi::ROUTES {
+        router = router.route(path, handler(method, path));
+    }
+    router.fallback(no_route)
+}
+
+/// The handler of one documented route.
+fn handler(method: &str, path: &str) -> MethodRouter<Orion> {
     use deployments as d;
     use queues as q;
-    axum::Router::new()
-        .route("/health", get(health))
-        .route("/version", get(version))
-        .route("/openapi.json", get(openapi))
-        .route("/store", post(store))
-        .route("/flows/filter", post(d::flows))
-        .route("/flows/{id}", get(d::flow))
-        .route("/flows/name/{name}", get(d::flow_by_name))
-        .route("/deployments/filter", post(d::filter))
-        .route("/deployments/{id}", get(d::read).delete(d::delete))
-        .route("/deployments/name/{flow}/{name}", get(d::by_name))
-        .route(
-            "/deployments/{id}/create_flow_run",
-            post(d::create_flow_run),
-        )
-        .route("/deployments/{id}/pause_deployment", post(d::pause))
-        .route("/deployments/{id}/resume_deployment", post(d::resume))
-        .route("/deployments/{id}/schedules", get(d::schedules))
-        .route("/deployments/{id}/upcoming", get(d::upcoming))
-        .route("/flow_runs/filter", post(runs::filter))
-        .route("/flow_runs/count", post(runs::count))
-        .route("/flow_runs/history", post(runs::history))
-        .route("/flow_runs/{id}", get(runs::read))
-        .route("/flow_runs/{id}/states", get(runs::states))
-        .route("/flow_runs/{id}/set_state", post(runs::set_state))
-        .route("/flow_runs/{id}/cancel", post(runs::cancel))
-        .route("/flow_runs/{id}/retry", post(runs::retry))
-        .route("/task_runs/filter", post(runs::task_runs))
-        .route("/task_runs/{id}", get(runs::task_run))
-        .route("/logs/filter", post(runs::logs))
-        .route("/work_queues/", post(q::create))
-        .route("/work_queues/filter", post(q::list))
-        .route(
-            "/work_queues/name/{name}",
-            get(q::read).patch(q::update).delete(q::delete),
-        )
-        .route("/work_queues/name/{name}/status", get(q::status))
-        .route("/work_queues/name/{name}/preview", get(q::preview))
-        .route("/concurrency_limits/", post(q::set_limit))
-        .route("/concurrency_limits/filter", post(q::limits))
-        .route(
-            "/concurrency_limits/tag/{name}",
-            get(q::limit_status).delete(q::delete_limit),
-        )
-        .route("/concurrency_limits/tag/{name}/reset", post(q::reset_limit))
-        .fallback(no_route)
+    match (method, path) {
+        ("get", "/health") => get(health),
+        ("get", "/version") => get(version),
+        ("get", "/openapi.json") => get(openapi),
+        ("post", "/store") => post(store),
+        ("post", "/flows/filter") => post(d::flows),
+        ("get", "/flows/{id}") => get(d::flow),
+        ("get", "/flows/name/{name}") => get(d::flow_by_name),
+        ("post", "/deployments/filter") => post(d::filter),
+        ("get", "/deployments/{id}") => get(d::read),
+        ("delete", "/deployments/{id}") => delete(d::delete),
+        ("get", "/deployments/name/{flow}/{name}") => get(d::by_name),
+        ("post", "/deployments/{id}/create_flow_run") => post(d::create_flow_run),
+        ("post", "/deployments/{id}/pause_deployment") => post(d::pause),
+        ("post", "/deployments/{id}/resume_deployment") => post(d::resume),
+        ("get", "/deployments/{id}/schedules") => get(d::schedules),
+        ("get", "/deployments/{id}/upcoming") => get(d::upcoming),
+        ("post", "/flow_runs/filter") => post(runs::filter),
+        ("post", "/flow_runs/count") => post(runs::count),
+        ("post", "/flow_runs/history") => post(runs::history),
+        ("get", "/flow_runs/{id}") => get(runs::read),
+        ("get", "/flow_runs/{id}/states") => get(runs::states),
+        ("post", "/flow_runs/{id}/set_state") => post(runs::set_state),
+        ("post", "/flow_runs/{id}/cancel") => post(runs::cancel),
+        ("post", "/flow_runs/{id}/retry") => post(runs::retry),
+        ("post", "/task_runs/filter") => post(runs::task_runs),
+        ("get", "/task_runs/{id}") => get(runs::task_run),
+        ("post", "/logs/filter") => post(runs::logs),
+        ("post", "/work_queues/") => post(q::create),
+        ("post", "/work_queues/filter") => post(q::list),
+        ("get", "/work_queues/name/{name}") => get(q::read),
+        ("patch", "/work_queues/name/{name}") => patch(q::update),
+        ("delete", "/work_queues/name/{name}") => delete(q::delete),
+        ("get", "/work_queues/name/{name}/status") => get(q::status),
+        ("get", "/work_queues/name/{name}/preview") => get(q::preview),
+        ("post", "/concurrency_limits/") => post(q::set_limit),
+        ("post", "/concurrency_limits/filter") => post(q::limits),
+        ("get", "/concurrency_limits/tag/{name}") => get(q::limit_status),
+        ("delete", "/concurrency_limits/tag/{name}") => delete(q::delete_limit),
+        ("post", "/concurrency_limits/tag/{name}/reset") => post(q::reset_limit),
+        _ => panic!("the API lists {method} {path} but has no handler for it"),
+    }
 }
 
 async fn health() -> Json<bool> {
@@ -104,4 +110,16 @@ async fn store(Ctx(orion): Ctx<Orion>, Body(call): Body<StoreCall>) -> ApiResult
 /// The answer for an unknown API path: names it, so a client sees its mistake.
 pub(crate) async fn no_route(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError::not_found(format!("no API route {method} {}", uri.path()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_listed_route_has_a_handler_and_paths_are_listed_once_per_method() {
+        let _ = super::routes();
+        let mut seen = std::collections::HashSet::new();
+        for &(method, path, ..) in super::super::openapi::ROUTES {
+            assert!(seen.insert((method, path)), "{method} {path} listed twice");
+        }
+    }
 }
