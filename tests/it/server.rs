@@ -1,11 +1,11 @@
-//! The orion server: the REST API, its errors and token, the dashboard's pages, and runtimes
-//! whose store is a server.
+//! The orion server's REST API: routes, errors, filters, counts, history, state changes,
+//! queues and limits; and the helpers the dashboard and remote-runtime tests share.
 
 use std::time::Duration;
 
 use orion::prelude::*;
 use orion::server::openapi::ROUTES;
-use orion::store::{MemoryStore, RemoteStore, SqliteStore, Store};
+use orion::store::SqliteStore;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -19,7 +19,7 @@ async fn srv_greet(name: String) -> String {
 }
 
 #[flow(name = "srv-hello")]
-async fn srv_hello(name: String, times: u32) -> u32 {
+pub(crate) async fn srv_hello(name: String, times: u32) -> u32 {
     for _ in 0..times {
         srv_greet(name.clone()).await;
     }
@@ -27,9 +27,9 @@ async fn srv_hello(name: String, times: u32) -> u32 {
 }
 
 #[flow(name = "srv <b>odd</b> name")]
-async fn srv_odd() {}
+pub(crate) async fn srv_odd() {}
 
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
@@ -59,7 +59,7 @@ async fn get(base: &str, path: &str) -> (StatusCode, Value) {
 }
 
 /// A runtime over a fresh SQLite file, served; the runtime and `http://addr`.
-async fn served() -> (Orion, String) {
+pub(crate) async fn served() -> (Orion, String) {
     let orion = Orion::with_store(std::sync::Arc::new(
         SqliteStore::open(temp_db("server")).unwrap(),
     ));
@@ -67,7 +67,7 @@ async fn served() -> (Orion, String) {
     (orion, format!("http://{addr}"))
 }
 
-async fn hello_deployment(orion: &Orion) -> orion::store::Deployment {
+pub(crate) async fn hello_deployment(orion: &Orion) -> orion::store::Deployment {
     DeploymentSpec::new("greetings")
         .flow(srv_hello)
         .parameters(json!({"name": "Leo", "times": 2}))
@@ -77,7 +77,7 @@ async fn hello_deployment(orion: &Orion) -> orion::store::Deployment {
         .unwrap()
 }
 
-async fn wait_final(orion: &Orion, id: orion::Uuid) -> orion::store::FlowRun {
+pub(crate) async fn wait_final(orion: &Orion, id: orion::Uuid) -> orion::store::FlowRun {
     for _ in 0..200 {
         let run = orion.client().read_flow_run(id).await.unwrap().unwrap();
         if run.state.as_ref().is_some_and(|s| s.is_final()) {
@@ -86,198 +86,6 @@ async fn wait_final(orion: &Orion, id: orion::Uuid) -> orion::store::FlowRun {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("run {id} did not finish");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_remote_store_passes_the_conformance_suite() {
-    orion::store::testing::run_all(|| async {
-        let orion = Orion::with_store(std::sync::Arc::new(MemoryStore::new()));
-        let addr = serve(&orion, None).await;
-        RemoteStore::connect(&format!("http://{addr}/api"), None)
-            .await
-            .unwrap()
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_program_using_a_server_as_its_runtime_runs_the_seeds_rest_story() {
-    let (server, base) = served().await;
-    // Another program: its runtime's store is the server; it applies a deployment, serves it
-    // with an agent, and creates a run as the seed's REST snippet does.
-    let remote = Orion::open(&format!("{base}/api")).await.unwrap();
-    hello_deployment(&remote).await;
-    let handle = remote
-        .serve()
-        .scheduler(None)
-        .agent(Agent::new().poll_interval(Duration::from_millis(100)))
-        .start();
-    let deployment = remote
-        .client()
-        .read_deployment_by_name("srv-hello/greetings")
-        .await
-        .unwrap();
-    let run = remote
-        .client()
-        .create_flow_run_from_deployment(&deployment, None)
-        .await
-        .unwrap();
-    // The server's own runtime sees the run finish, with its task runs and log lines.
-    let done = wait_final(&server, run.id).await;
-    handle.shutdown().await.unwrap();
-    let state = done.state.unwrap();
-    assert!(state.is_completed(), "{state:?}");
-    assert_eq!(
-        server
-            .client()
-            .read_task_runs_of(run.id)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
-    let logs = server
-        .client()
-        .read_logs(&orion::store::LogFilter::new().flow_run_id(run.id))
-        .await
-        .unwrap();
-    assert_eq!(logs.iter().filter(|l| l.message == "Hello Leo!").count(), 2);
-    // Parameters are checked before the run is created, over HTTP too.
-    let mut options = orion::deployment::DeploymentRunOptions::new();
-    options.parameters = serde_json::from_value(json!({"times": -1})).unwrap();
-    let err = remote
-        .client()
-        .create_flow_run_from_deployment(&deployment, Some(options))
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("times"), "{err}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_store_error_comes_back_as_the_same_error() {
-    let (_server, base) = served().await;
-    let store = RemoteStore::connect(&format!("{base}/api"), None)
-        .await
-        .unwrap();
-    let missing = orion::Uuid::from_u128(42);
-    let err = store
-        .set_flow_run_state(missing, None, State::running())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, orion::store::StoreError::NotFound { what: "flow run", id } if id == missing),
-        "{err:?}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_remote_runtime_is_refused_clearly() {
-    // Nothing listens there.
-    let free = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let err = RemoteStore::connect(&format!("http://{free}/api"), None)
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("cannot reach the orion server"),
-        "{err}"
-    );
-    let err = Orion::open("https://example.invalid/api")
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("plain HTTP"), "{err}");
-    // A server with a token refuses a runtime without it, or with another.
-    let orion = Orion::memory();
-    let addr = serve(&orion, Some("s3cret")).await;
-    let url = format!("http://{addr}/api");
-    let err = RemoteStore::connect(&url, None).await.unwrap_err();
-    assert!(err.to_string().contains("needs a token"), "{err}");
-    let err = RemoteStore::connect(&url, Some("guess".into()))
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("wrong API token"), "{err}");
-    let store = RemoteStore::connect(&url, Some("s3cret".into()))
-        .await
-        .unwrap();
-    assert!(store.read_flows().await.unwrap().is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_token_guards_api_and_dashboard_and_the_dashboard_signs_in_once() {
-    let orion = Orion::memory();
-    let addr = serve(&orion, Some("s3cret")).await;
-    let base = format!("http://{addr}");
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let health = client
-        .get(format!("{base}/api/health"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), StatusCode::OK);
-    let denied = client
-        .post(format!("{base}/api/flows/filter"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
-    let wrong = client
-        .post(format!("{base}/api/flows/filter"))
-        .bearer_auth("s3cre")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    let ok = client
-        .post(format!("{base}/api/flows/filter"))
-        .bearer_auth("s3cret")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), StatusCode::OK);
-    // The dashboard sends a browser to sign in, which sets a same-site cookie.
-    let page = client.get(format!("{base}/runs")).send().await.unwrap();
-    assert_eq!(page.status(), StatusCode::SEE_OTHER);
-    assert_eq!(page.headers()["location"], "/login");
-    let bad = client
-        .get(format!("{base}/login?token=nope"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
-    assert!(bad.headers().get("set-cookie").is_none());
-    let signed = client
-        .get(format!("{base}/login?token=s3cret"))
-        .send()
-        .await
-        .unwrap();
-    let cookie = signed.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
-        "{cookie}"
-    );
-    let pair = cookie.split(';').next().unwrap();
-    let page = client
-        .get(format!("{base}/runs"))
-        .header("cookie", pair)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    // Binding beyond this machine without a token is refused.
-    let (_switch, shutdown) = orion::services::Shutdown::new();
-    let err = orion::server::Api::new("0.0.0.0:0".parse().unwrap())
-        .token(None)
-        .bind(&orion, shutdown)
-        .await
-        .err()
-        .unwrap();
-    assert!(err.to_string().contains("ORION_API_TOKEN"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -686,65 +494,4 @@ async fn states_go_through_orchestration_and_queues_change_through_the_api() {
     assert_eq!(limit["limit"], 2);
     let (_, status) = get(&base, "/api/concurrency_limits/tag/tag:db").await;
     assert_eq!(status["holders"], json!([]));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_pages_show_runs_deployments_queues_and_limits() {
-    let (orion, base) = served().await;
-    let d = hello_deployment(&orion).await;
-    let run = orion
-        .client()
-        .create_flow_run_from_deployment(&d, None)
-        .await
-        .unwrap();
-    orion.scope(srv_odd()).await;
-    orion.client().set_concurrency_limit("db", 4).await.unwrap();
-    orion
-        .client()
-        .upsert_work_queue(orion::store::WorkQueue::new(
-            "default",
-            jiff::Timestamp::now(),
-        ))
-        .await
-        .unwrap();
-    let page = |path: &str| {
-        let url = format!("{base}{path}");
-        async move {
-            let response = http().get(url).send().await.unwrap();
-            (response.status(), response.text().await.unwrap())
-        }
-    };
-    let (status, runs) = page("/runs").await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(runs.contains(&run.name), "the run is listed");
-    assert!(runs.contains("<svg"), "the history chart is drawn");
-    assert!(runs.contains("Flow runs <small>2</small>"));
-    // Flow names are shown escaped, never as markup.
-    assert!(runs.contains("srv &lt;b&gt;odd&lt;/b&gt; name"));
-    assert!(!runs.contains("<b>odd</b>"));
-    let (_, filtered) = page("/runs?state=COMPLETED").await;
-    assert!(!filtered.contains(&run.name) && filtered.contains("Flow runs <small>1</small>"));
-    let (status, _) = page("/runs?state=NOPE").await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, one) = page(&format!("/runs/{}", run.id)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(one.contains("State history") && one.contains(">Cancel</button>"));
-    let (status, _) = page(&format!("/runs/{}", orion::Uuid::from_u128(3))).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, deployments) = page("/deployments").await;
-    assert!(deployments.contains("srv-hello/greetings") && deployments.contains("every 1 hour"));
-    assert!(deployments.contains("Quick Run"));
-    let (_, deployment) = page(&format!("/deployments/{}", d.id)).await;
-    assert!(deployment.contains("Custom Run") && deployment.contains("name=\"times\""));
-    assert!(
-        deployment.contains("value=\"Leo\""),
-        "prefilled with the deployment's parameters"
-    );
-    let (_, queues) = page("/work-queues").await;
-    assert!(queues.contains("<td>default</td>"));
-    let (_, limits) = page("/concurrency-limits").await;
-    assert!(limits.contains("tag:db") && limits.contains("<td>4</td>"));
-    let (status, js) = page("/static/app.js").await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(js.contains("visibilityState"));
 }

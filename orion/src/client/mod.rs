@@ -232,6 +232,16 @@ impl OrionClient {
     pub async fn read_flow_run(&self, id: Uuid) -> Result<Option<FlowRun>> {
         Ok(self.store.read_flow_run(id).await?)
     }
+
+    /// A flow run that must exist: [`Error::NotFound`] when it does not.
+    pub(crate) async fn existing_flow_run(&self, id: Uuid) -> Result<FlowRun> {
+        self.read_flow_run(id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "flow run",
+                name: id.to_string(),
+            })
+    }
     /// Flow runs matching `filter`.
     ///
     /// # Errors

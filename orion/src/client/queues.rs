@@ -398,13 +398,7 @@ impl OrionClient {
     /// [`Error::NotFound`]; store failures.
     pub async fn cancel_flow_run(&self, id: Uuid) -> Result<State> {
         for _ in 0..5 {
-            let run = self
-                .read_flow_run(id)
-                .await?
-                .ok_or_else(|| Error::NotFound {
-                    what: "flow run",
-                    name: id.to_string(),
-                })?;
+            let run = self.existing_flow_run(id).await?;
             let Some(current) = run.state.clone() else {
                 return Err(Error::NotFound {
                     what: "flow run state",

@@ -90,6 +90,14 @@ impl HistoryWindow {
         buckets
     }
 
+    /// Buckets filled from whole runs (their history time and state type).
+    pub(crate) fn fill_runs(&self, runs: &[crate::store::FlowRun]) -> Vec<HistoryBucket> {
+        self.fill(
+            runs.iter()
+                .filter_map(|r| Some((r.history_time(), r.state.as_ref()?.state_type(), 1))),
+        )
+    }
+
     /// The window's length.
     pub fn span(&self) -> SignedDuration {
         self.end.duration_since(self.start)

@@ -259,10 +259,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'a, Vec<HistoryBucket>> {
         Box::pin(async move {
             let runs = self.read_flow_runs(&filter.unpaged()).await?;
-            Ok(window.fill(runs.iter().filter_map(|r| {
-                let state = r.state.as_ref()?;
-                Some((r.history_time(), state.state_type(), 1))
-            })))
+            Ok(window.fill_runs(&runs))
         })
     }
     /// Writes `state` as the flow run's current state if its current state id is `expected`.

@@ -121,10 +121,7 @@ pub(super) async fn flow_run_history(
 ) -> Result<Vec<HistoryBucket>, Fail> {
     if !filter.sql_exact(true) {
         let runs = flow_runs(q, &filter.unpaged()).await?;
-        return Ok(window.fill(
-            runs.iter()
-                .filter_map(|r| Some((r.history_time(), r.state.as_ref()?.state_type(), 1))),
-        ));
+        return Ok(window.fill_runs(&runs));
     }
     let at = "COALESCE(expected_start, created)";
     let start = super::nanos(window.start);

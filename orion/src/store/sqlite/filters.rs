@@ -130,10 +130,7 @@ pub(super) fn flow_run_history(
 ) -> Result<Vec<HistoryBucket>, StoreError> {
     if !filter.sql_exact(false) {
         let runs = flow_runs(conn, filter)?;
-        return Ok(window.fill(
-            runs.iter()
-                .filter_map(|r| Some((r.history_time(), r.state.as_ref()?.state_type(), 1))),
-        ));
+        return Ok(window.fill_runs(&runs));
     }
     let start = i64::try_from(window.start.as_nanosecond()).unwrap_or(i64::MAX);
     let end = i64::try_from(window.end.as_nanosecond()).unwrap_or(i64::MAX);
