@@ -125,3 +125,37 @@ async fn a_remote_runtime_is_refused_clearly() {
         .unwrap();
     assert!(store.read_flows().await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_long_poll_wakes_remote_agents_for_new_runs() {
+    let (server, base) = served().await;
+    let d = hello_deployment(&server).await;
+    // Agents over this store poll by themselves only every minute: a run they take within
+    // the test's time was announced by the server's long poll.
+    let store = RemoteStore::connect(&format!("{base}/api"), None)
+        .await
+        .unwrap()
+        .poll_interval(Duration::from_secs(60));
+    let remote = Orion::with_store(std::sync::Arc::new(store));
+    let handle = remote
+        .serve()
+        .scheduler(None)
+        .late_runs(None)
+        .reaper(None)
+        .agent(Agent::new())
+        .start();
+    // Let the agent look once and go to sleep before the run exists.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        let run = server
+            .client()
+            .create_flow_run_from_deployment(&d, None)
+            .await
+            .unwrap();
+        let done = tokio::time::timeout(Duration::from_secs(20), wait_final(&server, run.id))
+            .await
+            .expect("the agent was woken for the new run");
+        assert!(done.state.unwrap().is_completed());
+    }
+    handle.shutdown().await.unwrap();
+}

@@ -102,7 +102,8 @@ async fn every_documented_route_is_served_and_unknown_ones_are_named() {
             let concrete = path
                 .replace("{id}", &orion::Uuid::from_u128(1).to_string())
                 .replace("{name}", "nope")
-                .replace("{flow}", "nope");
+                .replace("{flow}", "nope")
+                .replace("/store/wait", "/store/wait?seconds=0");
             let request = match method.as_str() {
                 "get" => http().get(format!("{base}{concrete}")),
                 "post" => http().post(format!("{base}{concrete}")).json(&json!({})),
@@ -174,6 +175,16 @@ async fn bad_requests_get_json_errors_naming_what_was_wrong() {
                 .body("{}"),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "application/json",
+        ),
+        (
+            http().get(format!("{base}/api/deployments/{}/upcoming?limit=many", d.id)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit",
+        ),
+        (
+            http().get(format!("{base}/api/store/wait?seconds=99")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "seconds=99",
         ),
         (
             http().get(format!("{base}/api/flow_runs/not-a-uuid")),

@@ -29,6 +29,26 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:4200";
 /// The largest request body accepted by default (1 MiB; a remote runtime's log batches fit).
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 
+/// Whether the server is stopping: long-polling requests answer at once when it does.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stopping(Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>);
+
+impl Stopping {
+    fn fire(&self) {
+        self.0.0.store(true, std::sync::atomic::Ordering::Release);
+        self.0.1.notify_waiters();
+    }
+
+    /// Resolves once the server is stopping.
+    pub(crate) async fn wait(&self) {
+        let notified = self.0.1.notified();
+        if self.0.0.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        notified.await;
+    }
+}
+
 /// The API and dashboard server's settings.
 #[derive(Debug, Clone)]
 #[must_use]
@@ -75,10 +95,15 @@ impl Api {
     /// The API and dashboard as an axum router over `orion`, with the token check and body
     /// limit: to serve it yourself or mount it in a larger application.
     pub fn router(&self, orion: &Orion) -> Router {
+        self.app(orion, Stopping::default())
+    }
+
+    fn app(&self, orion: &Orion, stopping: Stopping) -> Router {
         let app = Router::new()
             .nest("/api", api::routes())
             .merge(ui::routes())
-            .with_state(orion.clone());
+            .with_state(orion.clone())
+            .layer(axum::Extension(stopping));
         auth::layer(app, self.token.clone()).layer(DefaultBodyLimit::max(self.body_limit))
     }
 
@@ -111,10 +136,15 @@ impl Api {
             .await
             .map_err(|e| bad(format!("cannot bind: {e}")))?;
         let addr = listener.local_addr().map_err(|e| bad(e.to_string()))?;
-        let app = self.router(orion);
+        let stopping = Stopping::default();
+        let app = self.app(orion, stopping.clone());
         let serving = async move {
             axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.requested().await })
+                .with_graceful_shutdown(async move {
+                    shutdown.requested().await;
+                    // Long polls answer now, so the server stops without waiting for them.
+                    stopping.fire();
+                })
                 .await
                 .map_err(|e| Error::Aborted {
                     reason: format!("the API server stopped: {e}"),

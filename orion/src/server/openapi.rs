@@ -28,6 +28,13 @@ pub const ROUTES: &[(&str, &str, &str, &str, bool)] = &[
         "One store call of a remote runtime (orion's protocol)",
         true,
     ),
+    (
+        "get",
+        "/store/wait",
+        "meta",
+        "A remote runtime's long poll: `true` when runs may have become due (at most 25 s)",
+        false,
+    ),
     ("post", "/flows/filter", "flows", "All flows", false),
     ("get", "/flows/{id}", "flows", "A flow", false),
     (

@@ -200,7 +200,10 @@ impl Agent {
             }
             // Sleep until a run is due, a slot frees, this runtime makes runs due, or the
             // poll interval passes.
-            let mut wait = self.poll_interval;
+            let mut wait = client
+                .store()
+                .poll_interval()
+                .map_or(self.poll_interval, |p| p.max(self.poll_interval));
             if tasks.len() < self.limit {
                 // A run due already was not claimable (another program's flow, a paused or
                 // full queue): only a future due time shortens the wait.

@@ -407,4 +407,12 @@ pub trait Store: Send + Sync + 'static {
     fn runs_due_hint(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         None
     }
+
+    /// How often, at the most, agents over this store should look for runs made by other
+    /// processes, when each look is costly (a request to a server) and
+    /// [`Store::runs_due_hint`] wakes them for new runs anyway. None (the default): the
+    /// agent's own [`poll_interval`](crate::services::Agent::poll_interval).
+    fn poll_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
 }

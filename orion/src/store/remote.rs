@@ -4,10 +4,12 @@
 //! store. Orchestration, the engine and agents run here, as over any local store, so a
 //! machine with only the server's URL (and its token) runs flows and agents.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::protocol::{PROTOCOL_VERSION, StoreCall, WireError};
@@ -21,6 +23,10 @@ use crate::state::State;
 /// How long a call keeps trying to reach a server that refuses connections (restarting).
 const UNREACHABLE_FOR: Duration = Duration::from_secs(30);
 
+/// How often agents over a remote store look for work by themselves: the server's long poll
+/// wakes them at once for new runs, so this only covers a wake-up lost between two polls.
+pub(crate) const DEFAULT_POLL: Duration = Duration::from_secs(2);
+
 /// A store in an orion server: see the module docs. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct RemoteStore {
@@ -28,6 +34,9 @@ pub struct RemoteStore {
     /// `http://host:port/api`, without a trailing slash.
     base: String,
     token: Option<String>,
+    /// Woken by the server's long poll (`GET /api/store/wait`) when runs may be due.
+    due: Arc<Notify>,
+    poll: Duration,
 }
 
 #[derive(serde::Deserialize)]
@@ -57,7 +66,13 @@ impl RemoteStore {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| StoreError::Backend(format!("HTTP client: {e}")))?;
-        let store = RemoteStore { http, base, token };
+        let store = RemoteStore {
+            http,
+            base,
+            token,
+            due: Arc::new(Notify::new()),
+            poll: DEFAULT_POLL,
+        };
         let mut request = store.http.get(format!("{}/version", store.base));
         if let Some(token) = &store.token {
             request = request.bearer_auth(token);
@@ -84,7 +99,43 @@ impl RemoteStore {
                 version.store_protocol
             )));
         }
+        store.listen();
         Ok(store)
+    }
+
+    /// How often agents over this store look for work by themselves (default 2 s); the
+    /// server's long poll wakes them sooner.
+    #[must_use]
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.poll = every;
+        self
+    }
+
+    /// Long-polls the server for runs made due, waking this runtime's agents, for as long as
+    /// the store is in use (the loop ends at its next answer once every handle is dropped).
+    fn listen(&self) {
+        let due = Arc::downgrade(&self.due);
+        let http = self.http.clone();
+        let url = format!("{}/store/wait", self.base);
+        let token = self.token.clone();
+        tokio::spawn(async move {
+            while due.strong_count() > 0 {
+                let mut request = http.get(&url);
+                if let Some(token) = &token {
+                    request = request.bearer_auth(token);
+                }
+                let woken = match request.send().await {
+                    Ok(r) if r.status().is_success() => r.json::<bool>().await.ok(),
+                    _ => None,
+                };
+                match (woken, due.upgrade()) {
+                    (Some(true), Some(due)) => due.notify_waiters(),
+                    (Some(_), _) => {}
+                    // The server is away or refuses: try again in a while (agents still poll).
+                    (None, _) => tokio::time::sleep(Duration::from_secs(1)).await,
+                }
+            }
+        });
     }
 
     async fn send(&self, call: &StoreCall) -> Result<reqwest::Response, StoreError> {
@@ -366,5 +417,11 @@ impl Store for RemoteStore {
     }
     fn flush(&self) -> StoreFuture<'_, ()> {
         self.call(StoreCall::Flush)
+    }
+    fn runs_due_hint(&self) -> Option<Arc<Notify>> {
+        Some(self.due.clone())
+    }
+    fn poll_interval(&self) -> Option<Duration> {
+        Some(self.poll)
     }
 }

@@ -1,7 +1,7 @@
 //! Flows and deployments.
 
 use axum::Json;
-use axum::extract::{Path, Query, State as Ctx};
+use axum::extract::{Path, State as Ctx};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::filters::limit;
 use crate::Orion;
 use crate::deployment::DeploymentRunOptions;
-use crate::server::error::{ApiError, ApiResult, OptionalBody, id};
+use crate::server::error::{ApiError, ApiResult, OptionalBody, Params, id};
 use crate::state::StateType;
 use crate::store::{Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, Sort};
 
@@ -167,7 +167,7 @@ pub(crate) struct Upcoming {
 pub(crate) async fn upcoming(
     Ctx(orion): Ctx<Orion>,
     Path(d): Path<String>,
-    Query(q): Query<Upcoming>,
+    Params(q): Params<Upcoming>,
 ) -> ApiResult<Json<Vec<FlowRun>>> {
     let d = deployment(&orion, &d).await?;
     let filter = FlowRunFilter::new()

@@ -12,7 +12,7 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use serde_json::{Value, json};
 
-use super::error::{ApiError, ApiResult, Body};
+use super::error::{ApiError, ApiResult, Body, Params};
 use crate::Orion;
 use crate::store::protocol::{PROTOCOL_VERSION, StoreCall, dispatch};
 
@@ -35,6 +35,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<Orion> {
         ("get", "/version") => get(version),
         ("get", "/openapi.json") => get(openapi),
         ("post", "/store") => post(store),
+        ("get", "/store/wait") => get(store_wait),
         ("post", "/flows/filter") => post(d::flows),
         ("get", "/flows/{id}") => get(d::flow),
         ("get", "/flows/name/{name}") => get(d::flow_by_name),
@@ -105,6 +106,45 @@ async fn store(Ctx(orion): Ctx<Orion>, Body(call): Body<StoreCall>) -> ApiResult
         orion.client().signals().runs_due.notify_waiters();
     }
     Ok(Json(answer))
+}
+
+/// How long a remote runtime's long poll waits for runs to become due before answering.
+const LONG_POLL: std::time::Duration = std::time::Duration::from_secs(25);
+
+#[derive(serde::Deserialize)]
+struct Wait {
+    /// At most this many seconds (default and maximum: [`LONG_POLL`]).
+    seconds: Option<f64>,
+}
+
+/// A remote runtime's long poll: `true` as soon as this runtime's agents would wake for runs
+/// made due (created, rescheduled, a slot freed: by this process, by remote runtimes, or by
+/// other processes on a PostgreSQL store), `false` after [`LONG_POLL`] (or `?seconds=`) or
+/// when the server stops.
+async fn store_wait(
+    Ctx(orion): Ctx<Orion>,
+    axum::Extension(stopping): axum::Extension<super::Stopping>,
+    Params(wait): Params<Wait>,
+) -> ApiResult<Json<bool>> {
+    let limit = match wait.seconds {
+        None => LONG_POLL,
+        Some(s) if s.is_finite() && (0.0..=LONG_POLL.as_secs_f64()).contains(&s) => {
+            std::time::Duration::from_secs_f64(s)
+        }
+        Some(s) => {
+            return Err(ApiError::invalid(format!(
+                "seconds={s} is not between 0 and {}",
+                LONG_POLL.as_secs()
+            )));
+        }
+    };
+    let due = orion.client().signals().runs_due.clone();
+    let woken = due.notified();
+    Ok(Json(tokio::select! {
+        () = woken => true,
+        () = tokio::time::sleep(limit) => false,
+        () = stopping.wait() => false,
+    }))
 }
 
 /// The answer for an unknown API path: names it, so a client sees its mistake.

@@ -1,14 +1,14 @@
 //! Work queues and concurrency limits.
 
 use axum::Json;
-use axum::extract::{Path, Query, State as Ctx};
+use axum::extract::{Path, State as Ctx};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::filters::limit;
 use crate::Orion;
 use crate::client::{ConcurrencyLimitStatus, WorkQueueStatus};
-use crate::server::error::{ApiError, ApiResult, Body};
+use crate::server::error::{ApiError, ApiResult, Body, Params};
 use crate::store::{ConcurrencyLimit, FlowRun, WorkQueue};
 
 pub(crate) async fn list(Ctx(orion): Ctx<Orion>) -> ApiResult<Json<Vec<WorkQueue>>> {
@@ -124,7 +124,7 @@ pub(crate) struct Preview {
 pub(crate) async fn preview(
     Ctx(orion): Ctx<Orion>,
     Path(name): Path<String>,
-    Query(q): Query<Preview>,
+    Params(q): Params<Preview>,
 ) -> ApiResult<Json<Vec<FlowRun>>> {
     let n = limit(q.limit.or(Some(10)))?;
     Ok(Json(orion.client().preview_work_queue(&name, n).await?))
