@@ -54,13 +54,11 @@ impl From<StoreError> for ApiError {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
+        let e = match e {
+            Error::Store(store) => return store.into(),
+            e => e,
+        };
         let status = match &e {
-            Error::Store(_) => {
-                let Error::Store(store) = e else {
-                    unreachable!()
-                };
-                return store.into();
-            }
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::Aborted { .. } | Error::Conflict { .. } | Error::ConcurrencyLimit { .. } => {
                 StatusCode::CONFLICT

@@ -11,6 +11,9 @@ use super::{badge, duration, error_page, esc, layout, state_class, time};
 use crate::Orion;
 use crate::store::{LogFilter, TaskRun};
 
+/// The most log lines a run's page shows.
+const LOG_LINES: usize = 10_000;
+
 pub(crate) async fn page(Ctx(orion): Ctx<Orion>, Path(id): Path<String>) -> Response {
     let Ok(id) = id.parse::<uuid::Uuid>() else {
         return error_page(StatusCode::NOT_FOUND, &format!("{id:?} is not a run id"));
@@ -21,7 +24,9 @@ pub(crate) async fn page(Ctx(orion): Ctx<Orion>, Path(id): Path<String>) -> Resp
         Ok(None) => return error_page(StatusCode::NOT_FOUND, &format!("flow run {id} not found")),
         Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let log_filter = LogFilter::new().flow_run_id(id);
+    let mut log_filter = LogFilter::new().flow_run_id(id);
+    // The page shows a run's first 10,000 lines, as the live view and the API's default do.
+    log_filter.limit = Some(LOG_LINES);
     let (states, tasks, logs) = tokio::join!(
         client.read_flow_run_states(id),
         client.read_task_runs_of(id),
