@@ -111,7 +111,18 @@ impl OrionClient {
     /// # Errors
     ///
     /// Store failures.
-    pub async fn apply_deployments(&self, records: Vec<Deployment>) -> Result<Vec<Deployment>> {
+    pub async fn apply_deployments(&self, mut records: Vec<Deployment>) -> Result<Vec<Deployment>> {
+        // Applied from a program without the flow (a spec file through a standalone CLI): keep
+        // the parameter types an earlier apply took from the flow.
+        for d in records.iter_mut().filter(|d| d.parameter_types.is_empty()) {
+            if let Some(old) = self
+                .store()
+                .read_deployment_by_name(&d.flow_name, &d.name)
+                .await?
+            {
+                d.parameter_types = old.parameter_types;
+            }
+        }
         let stored = self.store().upsert_deployments(records).await?;
         for d in &stored {
             self.delete_future_auto_scheduled(d.id).await?;
@@ -148,8 +159,9 @@ impl OrionClient {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameters`] when the merged parameters do not fit a flow compiled into
-    /// this program; store failures.
+    /// [`Error::InvalidParameters`] when the merged parameters do not fit the flow: checked
+    /// by the flow itself when it is compiled into this program, else against the parameter
+    /// types the deployment keeps; store failures.
     pub async fn create_flow_run_from_deployment(
         &self,
         deployment: &Deployment,
@@ -157,8 +169,15 @@ impl OrionClient {
     ) -> Result<FlowRun> {
         let options = options.unwrap_or_default();
         let run = self.deployment_run(deployment, options);
-        if let Some(flow) = crate::registry::flow(&deployment.flow_name) {
-            flow.validate(&run.parameters)?;
+        match crate::registry::flow(&deployment.flow_name) {
+            Some(flow) => flow.validate(&run.parameters)?,
+            // A program without the flow (a standalone server): the types the deployment keeps.
+            None if !deployment.parameter_types.is_empty() => crate::deployment::check_parameters(
+                &deployment.flow_name,
+                &deployment.parameter_types,
+                &run.parameters,
+            )?,
+            None => {}
         }
         let run = self.create_flow_run(run).await?;
         self.signals().runs_due.notify_waiters();

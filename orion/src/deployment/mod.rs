@@ -26,9 +26,12 @@
 
 mod error;
 mod file;
+mod parameters;
 mod spec;
 
 pub use error::DeploymentError;
+pub(crate) use parameters::of_flow as parameter_types_of;
+pub use parameters::{ParameterType, check as check_parameters};
 pub use spec::{DeploymentRunOptions, DeploymentSpec, FlowFn};
 
 /// A deployment's concurrency limit and collision strategy, where deployments are defined

@@ -299,6 +299,7 @@ impl DeploymentSpec {
             retry: registry::flow(flow_name)
                 .map(crate::registry::RegisteredFlow::retry_policy)
                 .unwrap_or_default(),
+            parameter_types: super::parameter_types_of(flow_name),
             created: now,
             updated: now,
         }

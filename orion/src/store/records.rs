@@ -323,6 +323,10 @@ pub struct Deployment {
     /// that finds them all taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<DeploymentConcurrency>,
+    /// Its flow's parameters, names and Rust types (taken from the flow when the program that
+    /// applied the deployment has it): how a program without the flow shows and checks them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameter_types: Vec<crate::deployment::ParameterType>,
     /// When it was first created.
     pub created: Timestamp,
     /// When it was last applied.

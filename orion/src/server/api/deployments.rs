@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::filters::limit;
 use crate::Orion;
-use crate::deployment::DeploymentRunOptions;
+use crate::deployment::{DeploymentRunOptions, ParameterType};
 use crate::server::error::{ApiError, ApiResult, OptionalBody, Params, id};
 use crate::state::StateType;
 use crate::store::{Deployment, DeploymentFilter, Flow, FlowRun, FlowRunFilter, Sort};
@@ -49,18 +49,24 @@ pub(crate) struct DeploymentView {
     #[serde(flatten)]
     deployment: Deployment,
     schedules_in_words: Vec<String>,
-    /// `[{"name": "nums", "type": "Vec<i64>"}]`; None when the flow is not in this program.
-    flow_parameters: Option<Vec<Value>>,
+    /// `[{"name": "nums", "type": "Vec<i64>"}]`: from the flow when this program has it, else
+    /// as the deployment keeps them (empty when unknown).
+    flow_parameters: Vec<ParameterType>,
+}
+
+/// A deployment's flow parameters: from the flow when this program has it, else as the
+/// deployment keeps them.
+pub(crate) fn flow_parameters(deployment: &Deployment) -> Vec<ParameterType> {
+    let of_flow = crate::deployment::parameter_types_of(&deployment.flow_name);
+    if of_flow.is_empty() {
+        deployment.parameter_types.clone()
+    } else {
+        of_flow
+    }
 }
 
 pub(crate) fn view(deployment: Deployment) -> DeploymentView {
-    let flow_parameters = crate::registry::flow(&deployment.flow_name).map(|flow| {
-        flow.parameters
-            .iter()
-            .zip(flow.parameter_types)
-            .map(|(name, kind)| serde_json::json!({ "name": name, "type": kind }))
-            .collect()
-    });
+    let flow_parameters = flow_parameters(&deployment);
     DeploymentView {
         schedules_in_words: deployment
             .schedules

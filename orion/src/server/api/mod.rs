@@ -6,6 +6,8 @@ mod filters;
 mod queues;
 mod runs;
 
+pub(crate) use deployments::flow_parameters;
+
 use axum::Json;
 use axum::extract::{OriginalUri, State as Ctx};
 use axum::http::Method;

@@ -162,18 +162,22 @@ pub(crate) async fn page(Ctx(orion): Ctx<Orion>, Path(id): Path<String>) -> Resp
 /// The Custom Run form: one field per parameter of the flow (its Rust type shown), prefilled
 /// with the deployment's values. Text parameters are typed as text; the rest as JSON.
 fn custom_run(d: &Deployment) -> String {
-    let params: Vec<(String, Option<&str>)> = match crate::registry::flow(&d.flow_name) {
-        Some(flow) => flow
-            .parameters
+    let known = crate::server::api::flow_parameters(d);
+    let params: Vec<(String, Option<&str>, bool)> = if known.is_empty() {
+        // Nothing known of the flow: the deployment's own parameters, as JSON.
+        d.parameters
+            .keys()
+            .map(|k| (k.clone(), None, false))
+            .collect()
+    } else {
+        known
             .iter()
-            .zip(flow.parameter_types)
-            .map(|(n, t)| ((*n).to_owned(), Some(*t)))
-            .collect(),
-        None => d.parameters.keys().map(|k| (k.clone(), None)).collect(),
+            .map(|p| (p.name.clone(), Some(p.rust_type.as_str()), p.is_text()))
+            .collect()
     };
     let mut fields = String::new();
-    for (name, kind) in &params {
-        let text = matches!(*kind, Some("String" | "&str" | "& str"));
+    for (name, kind, text) in &params {
+        let text = *text;
         let value = d.parameters.get(name).map_or(String::new(), |v| match v {
             serde_json::Value::String(s) if text => s.clone(),
             v => v.to_string(),

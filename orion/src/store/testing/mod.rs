@@ -514,6 +514,7 @@ pub(crate) fn deployment(flow: &Flow, name: &str) -> Deployment {
         catchup: Default::default(),
         concurrency: None,
         retry: Default::default(),
+        parameter_types: Vec::new(),
         created: now,
         updated: now,
     }
