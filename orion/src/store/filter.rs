@@ -365,7 +365,10 @@ pub struct LogFilter {
     pub task_run_id: Option<Uuid>,
     /// Only logs at this level or above.
     pub min_level: Option<LogLevel>,
-    /// At most this many (the oldest).
+    /// Skip this many (the oldest): a reader following a run's log asks for what follows the
+    /// lines it has.
+    pub offset: usize,
+    /// At most this many (the oldest, after `offset`).
     pub limit: Option<usize>,
 }
 
@@ -391,6 +394,23 @@ impl LogFilter {
     pub fn min_level(mut self, level: LogLevel) -> Self {
         self.min_level = Some(level);
         self
+    }
+    /// Skips the oldest `n`.
+    #[must_use]
+    pub fn offset(mut self, n: usize) -> Self {
+        self.offset = n;
+        self
+    }
+    /// At most `n`.
+    #[must_use]
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// The page of `logs` (matching, oldest first) this filter asks for.
+    pub(crate) fn page(&self, logs: Vec<LogRecord>) -> Vec<LogRecord> {
+        page(logs, self.offset, self.limit)
     }
 
     /// Whether `log` passes.

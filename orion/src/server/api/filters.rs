@@ -217,6 +217,8 @@ pub(crate) struct LogQuery {
     #[serde(default)]
     pub(crate) logs: LogCriteria,
     pub(crate) limit: Option<usize>,
+    #[serde(default)]
+    pub(crate) offset: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -235,7 +237,7 @@ pub(crate) struct LevelCriteria {
 
 impl LogQuery {
     pub(crate) fn filter(&self) -> ApiResult<LogFilter> {
-        let mut f = LogFilter::new();
+        let mut f = LogFilter::new().offset(self.offset);
         if let Some(run) = one("logs.flow_run_id", self.logs.flow_run_id.as_ref())? {
             f = f.flow_run_id(run);
         }

@@ -525,8 +525,7 @@ impl Store for MemoryStore {
                 .collect(),
         };
         logs.sort_by_key(|l| l.timestamp);
-        logs.truncate(filter.limit.unwrap_or(usize::MAX));
-        ready(Ok(logs))
+        ready(Ok(filter.page(logs)))
     }
 
     fn claim_flow_runs<'a>(&'a self, claim: &'a Claim) -> StoreFuture<'a, Vec<FlowRun>> {

@@ -582,11 +582,12 @@ impl Store for PostgresStore {
             let limit = filter
                 .limit
                 .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+            let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
             let logs: Vec<LogRecord> = retrying!(&self.db, |c, _attempt| {
                 match (filter.flow_run_id, filter.task_run_id) {
-                (Some(id), _) => c.bodies("SELECT body FROM logs WHERE flow_run_id = $1 AND level >= $2 ORDER BY ts, id LIMIT $3", &[&id, &min, &limit]).await,
-                (None, Some(id)) => c.bodies("SELECT body FROM logs WHERE task_run_id = $1 AND level >= $2 ORDER BY ts, id LIMIT $3", &[&id, &min, &limit]).await,
-                (None, None) => c.bodies("SELECT body FROM logs WHERE level >= $1 ORDER BY ts, id LIMIT $2", &[&min, &limit]).await,
+                (Some(id), _) => c.bodies("SELECT body FROM logs WHERE flow_run_id = $1 AND level >= $2 ORDER BY ts, id LIMIT $3 OFFSET $4", &[&id, &min, &limit, &offset]).await,
+                (None, Some(id)) => c.bodies("SELECT body FROM logs WHERE task_run_id = $1 AND level >= $2 ORDER BY ts, id LIMIT $3 OFFSET $4", &[&id, &min, &limit, &offset]).await,
+                (None, None) => c.bodies("SELECT body FROM logs WHERE level >= $1 ORDER BY ts, id LIMIT $2 OFFSET $3", &[&min, &limit, &offset]).await,
             }
             })?;
             Ok(logs.into_iter().filter(|l| filter.matches(l)).collect())

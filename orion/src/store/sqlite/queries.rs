@@ -297,9 +297,8 @@ impl Store for SqliteStore {
                 )?,
                 (None, None) => many(conn, "SELECT body FROM logs ORDER BY ts, id", [])?,
             };
-            let mut logs: Vec<LogRecord> = logs.into_iter().filter(|l| filter.matches(l)).collect();
-            logs.truncate(filter.limit.unwrap_or(usize::MAX));
-            Ok(logs)
+            let logs: Vec<LogRecord> = logs.into_iter().filter(|l| filter.matches(l)).collect();
+            Ok(filter.page(logs))
         })
     }
 

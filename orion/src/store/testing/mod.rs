@@ -308,6 +308,20 @@ pub async fn logs_by_run(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(loud.len(), 2);
+    // A reader following the log asks for the lines after those it has.
+    let after = |offset, limit| {
+        let filter = LogFilter::new()
+            .flow_run_id(run.id)
+            .offset(offset)
+            .limit(limit);
+        async move {
+            let logs = store.read_logs(&filter).await.unwrap();
+            logs.into_iter().map(|l| l.message).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(after(1, 10).await, ["line 2", "line 3"]);
+    assert_eq!(after(1, 1).await, ["line 2"]);
+    assert!(after(3, 10).await.is_empty());
 }
 
 /// Writing to runs that do not exist is an error, not a silent no-op.

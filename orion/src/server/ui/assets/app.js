@@ -95,9 +95,10 @@ if (logs && logs.dataset.live === "true") {
   const tick = async () => {
     if (!visible()) return;
     try {
-      const lines = await api("POST", "/api/logs/filter", { logs: { flow_run_id: { any_: [run] } } });
+      // Only the lines after those shown.
+      const lines = await api("POST", "/api/logs/filter", { logs: { flow_run_id: { any_: [run] } }, offset: shown });
       const empty = logs.querySelector(".empty");
-      for (const l of lines.slice(shown)) {
+      for (const l of lines) {
         if (empty) empty.remove();
         const div = document.createElement("div");
         div.className = "log " + l.level.toLowerCase();
@@ -107,7 +108,7 @@ if (logs && logs.dataset.live === "true") {
         div.append(t, " ", b, " ", s, " ", l.message);
         logs.append(div);
       }
-      shown = Math.max(shown, lines.length);
+      shown += lines.length;
       const flowRun = await api("GET", "/api/flow_runs/" + run);
       const final = ["COMPLETED", "FAILED", "CANCELLED", "CRASHED"].includes(flowRun.state && flowRun.state.type);
       if (final) { clearInterval(timer); location.reload(); }
