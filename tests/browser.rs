@@ -211,6 +211,6 @@ async fn quick_run_custom_run_and_cancel_in_a_real_browser() {
     browser.goto(&format!("{base}/work-queues")).await;
     browser.wait_for("//td", "default", wait).await;
     browser.screenshot(&shots().join("work-queues.png")).await;
-    browser.close().await;
+    browser.close();
     services.shutdown().await.unwrap();
 }

@@ -25,7 +25,7 @@ pub(crate) struct Browser {
     http: reqwest::Client,
     session: String,
     driver: Child,
-    _profile: std::path::PathBuf,
+    profile: std::path::PathBuf,
 }
 
 pub(crate) type Element = String;
@@ -95,7 +95,7 @@ impl Browser {
             http,
             session: format!("{base}/session/{session}"),
             driver: child,
-            _profile: profile,
+            profile,
         }
     }
 
@@ -205,15 +205,28 @@ impl Browser {
         std::fs::write(path, png).unwrap();
     }
 
-    pub(crate) async fn close(mut self) {
-        self.call(reqwest::Method::DELETE, "", None).await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
+    /// Ends the session and stops the driver (as dropping it does).
+    pub(crate) fn close(self) {}
 }
 
 impl Drop for Browser {
+    /// Ends the session (the driver then stops the browser, which outlives a killed driver),
+    /// stops the driver and deletes the profile: also when a test fails half-way.
     fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let rest = self.session.trim_start_matches("http://");
+        if let Some((addr, path)) = rest.split_once('/') {
+            if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let _ = write!(
+                    stream,
+                    "DELETE /{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+                );
+                let _ = stream.read_to_end(&mut Vec::new());
+            }
+        }
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }

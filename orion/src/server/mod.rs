@@ -138,6 +138,11 @@ impl Api {
         let addr = listener.local_addr().map_err(|e| bad(e.to_string()))?;
         let stopping = Stopping::default();
         let app = self.app(orion, stopping.clone());
+        // Small JSON answers go out at once rather than waiting to be coalesced (Nagle).
+        let listener =
+            axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+                let _ = tcp.set_nodelay(true);
+            });
         let serving = async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
