@@ -215,15 +215,15 @@ impl Drop for Browser {
     fn drop(&mut self) {
         use std::io::{Read, Write};
         let rest = self.session.trim_start_matches("http://");
-        if let Some((addr, path)) = rest.split_once('/') {
-            if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                let _ = write!(
-                    stream,
-                    "DELETE /{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-                );
-                let _ = stream.read_to_end(&mut Vec::new());
-            }
+        if let Some((addr, path)) = rest.split_once('/')
+            && let Ok(mut stream) = std::net::TcpStream::connect(addr)
+        {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                stream,
+                "DELETE /{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.read_to_end(&mut Vec::new());
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
