@@ -9,6 +9,7 @@ use crate::state::StateType;
 /// `end`. Runs fall in a bucket by their expected start time (their creation time when they
 /// have none), as Prefect's flow-run history does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawWindow")]
 #[non_exhaustive]
 pub struct HistoryWindow {
     /// The first bucket's start.
@@ -17,6 +18,27 @@ pub struct HistoryWindow {
     pub end: Timestamp,
     /// How many buckets (1 to 500).
     pub buckets: u32,
+}
+
+/// A window as it arrives, checked by [`HistoryWindow::new`] before use.
+#[derive(Deserialize)]
+struct RawWindow {
+    start: Timestamp,
+    end: Timestamp,
+    buckets: u32,
+}
+
+impl TryFrom<RawWindow> for HistoryWindow {
+    type Error = String;
+
+    fn try_from(w: RawWindow) -> Result<Self, String> {
+        HistoryWindow::new(w.start, w.end, w.buckets).ok_or_else(|| {
+            format!(
+                "a history window needs its end after its start and 1 to {MAX_BUCKETS} buckets (got {} buckets)",
+                w.buckets
+            )
+        })
+    }
 }
 
 /// At most this many buckets in one history answer.
@@ -179,6 +201,24 @@ mod tests {
         assert!(HistoryWindow::new(end, start, 4).is_none());
         assert!(HistoryWindow::new(start, end, 0).is_none());
         assert!(HistoryWindow::new(start, end, MAX_BUCKETS + 1).is_none());
+    }
+
+    #[test]
+    fn a_window_that_cannot_be_is_refused_when_read() {
+        let bad = serde_json::json!({"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z", "buckets": 0});
+        let err = serde_json::from_value::<HistoryWindow>(bad).unwrap_err();
+        assert!(err.to_string().contains("1 to 500 buckets"), "{err}");
+        let backwards = serde_json::json!({"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z", "buckets": 4});
+        assert!(serde_json::from_value::<HistoryWindow>(backwards).is_err());
+        let good = HistoryWindow::new(
+            "2026-01-01T00:00:00Z".parse().unwrap(),
+            "2026-01-01T01:00:00Z".parse().unwrap(),
+            4,
+        )
+        .unwrap();
+        let back: HistoryWindow =
+            serde_json::from_value(serde_json::to_value(good).unwrap()).unwrap();
+        assert_eq!(back, good);
     }
 
     #[test]
