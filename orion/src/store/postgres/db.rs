@@ -204,6 +204,9 @@ pub(super) struct Db {
     describe: String,
 }
 
+/// The longest a store call waits for a free connection before trying again.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+
 fn pool(config: Config, size: usize) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         config,
@@ -214,6 +217,11 @@ fn pool(config: Config, size: usize) -> Result<Pool, StoreError> {
     );
     Pool::builder(manager)
         .max_size(size)
+        // Waiting for a connection ends after a while, and the operation is tried again (a
+        // pool timeout is transient): no store call waits for ever on a pool whose
+        // connections are all held by callers that are themselves waiting.
+        .wait_timeout(Some(POOL_WAIT))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| StoreError::Backend(format!("cannot make a connection pool: {e}")))
 }
