@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use child::{is_child, lines_of, open, report, rt};
+use child::{is_child, lines_of, lines_of_all, open, report, rt};
 use orion::prelude::*;
 use orion::services::{Reaper, Scheduler};
 use orion::store::{Deployment, FlowRun, FlowRunFilter, SqliteStore, Store};
@@ -143,8 +143,8 @@ fn four_agent_processes_run_two_thousand_due_runs_exactly_once() {
         .collect();
     let mut ran: HashMap<orion::Uuid, usize> = HashMap::new();
     let mut per_agent = Vec::new();
-    for c in &mut children {
-        let lines = lines_of(c);
+    let all = lines_of_all(&mut children);
+    for (c, lines) in children.iter_mut().zip(all) {
         let mine = lines.iter().filter(|l| l.starts_with("RAN ")).count();
         per_agent.push(mine);
         for line in lines {
@@ -364,8 +364,9 @@ fn two_scheduler_processes_racing_never_double_or_miss_a_slot() {
         })
         .collect();
     let mut created = 0;
-    for c in &mut children {
-        for line in lines_of(c) {
+    let all = lines_of_all(&mut children);
+    for (c, lines) in children.iter_mut().zip(all) {
+        for line in lines {
             if let Some(n) = line.strip_prefix("CREATED ") {
                 created += n.parse::<usize>().unwrap();
             }

@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use child::{is_child, lines_of, report, rt};
+use child::{is_child, lines_of, lines_of_all, report, rt};
 use orion::prelude::*;
 use orion::services::{Reaper, Scheduler};
 use orion::store::{Deployment, FlowRunFilter};
@@ -201,9 +201,15 @@ fn eight_agents_and_two_schedulers_run_ten_thousand_due_runs_exactly_once() {
                 .unwrap()
         })
         .collect();
+    // Every child's output is read at once (see `lines_of_all`).
+    let (scheduler_lines, agent_lines) = std::thread::scope(|s| {
+        let schedulers = s.spawn(|| lines_of_all(&mut schedulers));
+        let agents = lines_of_all(&mut agents);
+        (schedulers.join().unwrap(), agents)
+    });
     let mut created = 0;
-    for c in &mut schedulers {
-        for line in lines_of(c) {
+    for (c, lines) in schedulers.iter_mut().zip(scheduler_lines) {
+        for line in lines {
             if let Some(n) = line.strip_prefix("CREATED ") {
                 created += n.parse::<usize>().unwrap();
             }
@@ -212,8 +218,7 @@ fn eight_agents_and_two_schedulers_run_ten_thousand_due_runs_exactly_once() {
     }
     let mut ran: HashMap<orion::Uuid, usize> = HashMap::new();
     let mut per_agent = Vec::new();
-    for c in &mut agents {
-        let lines = lines_of(c);
+    for (c, lines) in agents.iter_mut().zip(agent_lines) {
         per_agent.push(lines.len());
         for line in lines {
             if let Some(id) = line.strip_prefix("RAN ") {

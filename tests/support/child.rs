@@ -36,6 +36,20 @@ pub(crate) fn lines_of(c: &mut std::process::Child) -> Vec<String> {
         .collect()
 }
 
+/// The report lines of several children, read all at once, each on its own thread. Reading
+/// them one after another deadlocks when a child not yet read fills its stdout pipe (64 KB):
+/// its prints block its runtime's workers, and the child being read waits for its runs.
+#[allow(dead_code)]
+pub(crate) fn lines_of_all(children: &mut [std::process::Child]) -> Vec<Vec<String>> {
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = children
+            .iter_mut()
+            .map(|c| scope.spawn(move || lines_of(c)))
+            .collect();
+        readers.into_iter().map(|r| r.join().unwrap()).collect()
+    })
+}
+
 /// The report a child's output line carries, if any.
 #[allow(dead_code)]
 pub(crate) fn report(line: &str) -> Option<String> {
