@@ -57,6 +57,43 @@ async fn the_token_guards_api_and_dashboard_and_the_dashboard_signs_in_once() {
         .await
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
+    // The sign-in page's form posts the token (it stays out of the address bar), and a
+    // wrong one is refused there too.
+    let form = client.get(format!("{base}/login")).send().await.unwrap();
+    assert_eq!(form.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        form.text()
+            .await
+            .unwrap()
+            .contains("<form method=post action=/login>")
+    );
+    let posted = |token: &'static str| {
+        client
+            .post(format!("{base}/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}"))
+            .send()
+    };
+    let bad = posted("nope").await.unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    assert!(bad.headers().get("set-cookie").is_none());
+    let signed = posted("s3cret").await.unwrap();
+    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        signed.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next(),
+        Some(pair)
+    );
+    // Any other form POST is still refused.
+    let form_post = client
+        .post(&flows)
+        .bearer_auth("s3cret")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("a=1");
+    assert_eq!(status(form_post).await, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // Binding beyond this machine without a token is refused.
     let (_switch, shutdown) = orion::services::Shutdown::new();
     let err = orion::server::Api::new("0.0.0.0:0".parse().unwrap())

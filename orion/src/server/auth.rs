@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Query, Request};
+use axum::extract::{Form, Query, Request};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -24,10 +24,11 @@ pub(crate) fn layer(app: Router, token: Option<Arc<str>>) -> Router {
     let Some(token) = token else {
         return app.layer(middleware::from_fn(loopback_host));
     };
-    let login_token = token.clone();
+    let (by_link, by_form) = (token.clone(), token.clone());
     app.route(
         "/login",
-        axum::routing::get(move |q: Query<Login>| login(q, login_token.clone())),
+        axum::routing::get(move |Query(q): Query<Login>| login(q, by_link.clone()))
+            .post(move |Form(f): Form<Login>| login(f, by_form.clone())),
     )
     .layer(middleware::from_fn(move |req: Request, next: Next| {
         let token = token.clone();
@@ -41,7 +42,9 @@ async fn json_posts(req: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with("application/json"));
-    if req.method() == Method::POST && !json {
+    // The sign-in form is the one POST that is a form: a page on another site posting it can
+    // only sign its visitor in with a token it already knows.
+    if req.method() == Method::POST && !json && req.uri().path() != "/login" {
         return ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "a POST must send Content-Type: application/json (and a JSON body, `{}` when it has nothing to say)",
@@ -127,7 +130,9 @@ pub(crate) struct Login {
     token: Option<String>,
 }
 
-async fn login(Query(q): Query<Login>, token: Arc<str>) -> Response {
+/// Signs a browser in: the token from the sign-in form (posted, so it stays out of the
+/// address bar and history) or from a `/login?token=…` link (as Jupyter prints one).
+async fn login(q: Login, token: Arc<str>) -> Response {
     match q.token {
         Some(given) if same(&given, &token) => (
             [(
@@ -146,7 +151,7 @@ async fn login(Query(q): Query<Login>, token: Arc<str>) -> Response {
             let page = format!(
                 "<!doctype html><meta charset=utf-8><title>orion: sign in</title>\
                  <link rel=stylesheet href=/static/app.css><main class=login><h1>orion</h1>{note}\
-                 <form method=get action=/login><label>API token <input type=password name=token autofocus></label>\
+                 <form method=post action=/login><label>API token <input type=password name=token autofocus></label>\
                  <button>Sign in</button></form></main>"
             );
             (StatusCode::UNAUTHORIZED, axum::response::Html(page)).into_response()

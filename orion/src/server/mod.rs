@@ -3,8 +3,8 @@
 //! with `orion server start`, or mount [`Api::router`] in your own axum application.
 //!
 //! Bound to 127.0.0.1 by default; any other address needs a token (`ORION_API_TOKEN`), sent
-//! as `Authorization: Bearer …` (the dashboard takes it once at `/login?token=…` and keeps it
-//! in a same-site cookie). Request bodies are size-limited; no CORS headers are sent, and
+//! as `Authorization: Bearer …` (the dashboard takes it once in its sign-in form, or from a
+//! `/login?token=…` link, and keeps it in a same-site cookie). Request bodies are size-limited; no CORS headers are sent, and
 //! actions need a JSON body, so another site's page cannot act through a visitor's browser.
 
 mod api;
