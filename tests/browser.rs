@@ -207,6 +207,25 @@ async fn quick_run_custom_run_and_cancel_in_a_real_browser() {
 
     browser.goto(&format!("{base}/runs")).await;
     browser.wait_for("//h1", "Flow runs", wait).await;
+    // Times are shown in the browser's zone (Asia/Kolkata here), UTC in the tooltip.
+    let quick_run = orion.client().read_flow_run(run_id).await.unwrap().unwrap();
+    let started = quick_run.start_time.unwrap();
+    let shown = browser
+        .all(&format!("//tr[td/a[.='{}']]//time", quick_run.name))
+        .await;
+    assert_eq!(shown.len(), 1, "the Quick Run's row shows its start");
+    assert_eq!(
+        browser.text(&shown[0]).await,
+        started
+            .in_tz("Asia/Kolkata")
+            .unwrap()
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    );
+    assert_eq!(
+        browser.attribute(&shown[0], "title").await,
+        started.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
+    );
     browser.screenshot(&shots().join("runs.png")).await;
     browser.goto(&format!("{base}/work-queues")).await;
     browser.wait_for("//td", "default", wait).await;

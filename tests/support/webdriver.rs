@@ -39,8 +39,11 @@ impl Browser {
             .local_addr()
             .unwrap()
             .port();
+        // The browser's time zone (Chromium inherits the driver's environment): UTC+05:30
+        // all year, so a page showing UTC where it should show local time is caught.
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
+            .env("TZ", "Asia/Kolkata")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -159,6 +162,19 @@ impl Browser {
             .as_str()
             .unwrap_or_default()
             .to_owned()
+    }
+
+    /// An attribute of an element (its current DOM property or attribute).
+    pub(crate) async fn attribute(&self, e: &Element, name: &str) -> String {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{e}/attribute/{name}"),
+            None,
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
     }
 
     pub(crate) async fn click(&self, e: &Element) {

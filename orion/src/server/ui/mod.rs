@@ -149,14 +149,23 @@ pub(crate) fn state_class(t: StateType) -> &'static str {
     }
 }
 
-/// A time as `2026-12-07 05:14:28` (UTC).
+/// A time as `2026-12-07 05:14:28 UTC`, which the page's script shows in the browser's own
+/// time zone (the UTC time staying as the element's tooltip).
 pub(crate) fn time(t: Option<Timestamp>) -> String {
     t.map_or_else(
         || "—".to_owned(),
         |t| {
-            let s = t.strftime("%Y-%m-%d %H:%M:%S").to_string();
+            let s = t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string();
             format!("<time datetime=\"{t}\">{s}</time>")
         },
+    )
+}
+
+/// A log line's time of day, `05:14:28.123` (UTC), shown in the browser's zone as [`time`].
+pub(crate) fn clock(t: Timestamp) -> String {
+    format!(
+        "<time datetime=\"{t}\" data-form=clock>{}</time>",
+        t.strftime("%H:%M:%S%.3f")
     )
 }
 

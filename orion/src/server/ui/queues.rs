@@ -56,7 +56,7 @@ pub(crate) async fn queues(Ctx(orion): Ctx<Orion>) -> Response {
         format!(
             "<h1>Work queues</h1><div class=scroll><table><thead><tr><th>Queue</th><th>Status</th>\
              <th>Priority</th><th>Limit</th><th>Late</th><th>Active</th><th>Scheduled</th>\
-             <th>Last polled by</th><th>At (UTC)</th></tr></thead><tbody>{rows}</tbody></table></div>"
+             <th>Last polled by</th><th>Last polled</th></tr></thead><tbody>{rows}</tbody></table></div>"
         )
     };
     layout("Work queues", "/work-queues", &body).into_response()

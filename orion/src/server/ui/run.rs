@@ -7,7 +7,7 @@ use axum::extract::{Path, State as Ctx};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::{badge, duration, error_page, esc, layout, state_class, time};
+use super::{badge, clock, duration, error_page, esc, layout, state_class, time};
 use crate::Orion;
 use crate::store::{LogFilter, TaskRun};
 
@@ -115,9 +115,9 @@ pub(crate) async fn page(Ctx(orion): Ctx<Orion>, Path(id): Path<String>) -> Resp
     for l in &logs {
         let _ = write!(
             b,
-            "<div class=\"log {}\"><time>{}</time> <b>{}</b> <span class=muted>{}</span> {}</div>",
+            "<div class=\"log {}\">{} <b>{}</b> <span class=muted>{}</span> {}</div>",
             l.level.as_str().to_lowercase(),
-            l.timestamp.strftime("%H:%M:%S%.3f"),
+            clock(l.timestamp),
             l.level,
             esc(&l.name),
             esc(&l.message)

@@ -187,10 +187,11 @@ fn chart(history: &[HistoryBucket], now: Timestamp) -> String {
             y -= h;
             let _ = write!(
                 bars,
-                "<rect class={} x={:.3} y={y:.3} width={:.3} height={h:.3}><title>{} {}: {}</title></rect>",
+                "<rect class={} x={:.3} y={y:.3} width={:.3} height={h:.3}><title data-at=\"{}\">{} UTC {}: {}</title></rect>",
                 state_class(s.state_type),
                 i as f64 * width + width * 0.1,
                 width * 0.8,
+                bucket.interval_start,
                 bucket.interval_start.strftime("%H:%M"),
                 s.state_type.name(),
                 s.count_runs
@@ -251,7 +252,7 @@ pub(crate) fn table(runs: &[FlowRun]) -> String {
     }
     format!(
         "<div class=scroll><table class=runs><thead><tr><th>Run</th><th>State</th><th>Flow</th>\
-         <th>Deployment</th><th>Start (UTC)</th><th>Duration</th><th>Queue</th></tr></thead>\
+         <th>Deployment</th><th>Start</th><th>Duration</th><th>Queue</th></tr></thead>\
          <tbody>{rows}</tbody></table></div>"
     )
 }

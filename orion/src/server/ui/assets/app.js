@@ -86,6 +86,35 @@ document.addEventListener("submit", async (event) => {
 
 function visible() { return document.visibilityState === "visible"; }
 
+// Times: the server writes them in UTC; shown here in the browser's time zone, the UTC time
+// kept as the tooltip.
+const pad = (n, width = 2) => String(n).padStart(width, "0");
+function local(iso, form) {
+  // Nanoseconds cut to milliseconds, which every browser parses.
+  const d = new Date(iso.replace(/(\.\d{3})\d+/, "$1"));
+  if (isNaN(d)) return null;
+  const minutes = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  if (form === "minutes") return minutes;
+  const seconds = `${minutes}:${pad(d.getSeconds())}`;
+  if (form === "clock") return `${seconds}.${pad(d.getMilliseconds(), 3)}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${seconds}`;
+}
+function localize(root) {
+  for (const t of root.querySelectorAll("time[datetime]")) {
+    const text = local(t.getAttribute("datetime"), t.dataset.form);
+    if (text === null || t.dataset.local) continue;
+    t.title = t.textContent + (t.dataset.form === "clock" ? " UTC" : "");
+    t.textContent = text;
+    t.dataset.local = "1";
+  }
+  // The chart's bars say which bucket they are in their tooltips.
+  for (const title of root.querySelectorAll("title[data-at]")) {
+    const minutes = local(title.dataset.at, "minutes");
+    if (minutes !== null) title.textContent = title.textContent.replace(/^\d\d:\d\d UTC/, minutes);
+  }
+}
+localize(document);
+
 // Live logs: new lines are appended while the run is not final; the page reloads once when
 // it ends, to show its final state and task runs.
 const logs = document.getElementById("logs");
@@ -102,10 +131,12 @@ if (logs && logs.dataset.live === "true") {
         if (empty) empty.remove();
         const div = document.createElement("div");
         div.className = "log " + l.level.toLowerCase();
-        const t = document.createElement("time"); t.textContent = l.timestamp.slice(11, 23);
+        const t = document.createElement("time");
+        t.dateTime = l.timestamp; t.dataset.form = "clock"; t.textContent = l.timestamp.slice(11, 23);
         const b = document.createElement("b"); b.textContent = l.level;
         const s = document.createElement("span"); s.className = "muted"; s.textContent = l.name;
         div.append(t, " ", b, " ", s, " ", l.message);
+        localize(div);
         logs.append(div);
       }
       shown += lines.length;
@@ -127,7 +158,7 @@ if (refreshing) {
       if (!response.ok) return;
       const doc = new DOMParser().parseFromString(await response.text(), "text/html");
       const fresh = doc.querySelector("[data-refresh]");
-      if (fresh) refreshing.innerHTML = fresh.innerHTML;
+      if (fresh) { refreshing.innerHTML = fresh.innerHTML; localize(refreshing); }
     } catch (_) { /* next time */ }
   }, Number(refreshing.dataset.refresh));
 }
