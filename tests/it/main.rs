@@ -18,6 +18,7 @@ mod flows;
 mod ledger_property;
 mod limits;
 mod logging;
+mod odd_calls;
 mod postgres;
 mod registry;
 mod remote;
