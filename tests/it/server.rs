@@ -464,6 +464,21 @@ async fn states_go_through_orchestration_and_queues_change_through_the_api() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["Scheduled", "Cancelled", "AwaitingRetry"]);
+    // A run's state also at the top level, where Prefect's API puts it, in reads and lists.
+    let (_, read) = get(&base, &format!("/api/flow_runs/{id}")).await;
+    assert_eq!(read["state_type"], "SCHEDULED", "{read}");
+    assert_eq!(read["state_name"], "AwaitingRetry", "{read}");
+    assert_eq!(read["state_id"], read["state"]["id"], "{read}");
+    assert_eq!(read["id"], id.as_str());
+    let (_, listed) = post(&base, "/api/flow_runs/filter", json!({})).await;
+    assert_eq!(listed[0]["state_name"], "AwaitingRetry", "{listed}");
+    assert_eq!(run["state_name"], "Scheduled", "{run}");
+    orion.scope(srv_hello("Ann".into(), 1)).await;
+    let (_, tasks) = post(&base, "/api/task_runs/filter", json!({})).await;
+    assert_eq!(tasks[0]["state_type"], "COMPLETED", "{tasks}");
+    let task = tasks[0]["id"].as_str().unwrap();
+    let (_, task) = get(&base, &format!("/api/task_runs/{task}")).await;
+    assert_eq!(task["state_name"], "Completed", "{task}");
     // Work queues: create, patch, status, preview, delete.
     let (status, _) = post(
         &base,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::filters::limit;
+use super::view::{Shown, all_shown, shown};
 use crate::Orion;
 use crate::deployment::{DeploymentRunOptions, ParameterType};
 use crate::server::error::{ApiError, ApiResult, OptionalBody, Params, id};
@@ -174,14 +175,16 @@ pub(crate) async fn upcoming(
     Ctx(orion): Ctx<Orion>,
     Path(d): Path<String>,
     Params(q): Params<Upcoming>,
-) -> ApiResult<Json<Vec<FlowRun>>> {
+) -> ApiResult<Json<Vec<Shown<FlowRun>>>> {
     let d = deployment(&orion, &d).await?;
     let filter = FlowRunFilter::new()
         .deployment_id(d.id)
         .state_types([StateType::Scheduled])
         .sort(Sort::ExpectedStartAsc)
         .limit(limit(q.limit.or(Some(10)))?);
-    Ok(Json(orion.client().read_flow_runs(&filter).await?))
+    Ok(Json(all_shown(
+        orion.client().read_flow_runs(&filter).await?,
+    )))
 }
 
 /// `POST /api/deployments/{id}/create_flow_run` body: Prefect's.
@@ -216,7 +219,7 @@ pub(crate) async fn create_flow_run(
     Ctx(orion): Ctx<Orion>,
     Path(d): Path<String>,
     OptionalBody(body): OptionalBody<CreateRun>,
-) -> ApiResult<(StatusCode, Json<FlowRun>)> {
+) -> ApiResult<(StatusCode, Json<Shown<FlowRun>>)> {
     let d = deployment(&orion, &d).await?;
     let mut options = DeploymentRunOptions::new();
     options.parameters = body.parameters;
@@ -230,5 +233,5 @@ pub(crate) async fn create_flow_run(
         .client()
         .create_flow_run_from_deployment(&d, Some(options))
         .await?;
-    Ok((StatusCode::CREATED, Json(run)))
+    Ok((StatusCode::CREATED, Json(shown(run))))
 }

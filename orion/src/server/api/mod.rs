@@ -5,6 +5,7 @@ mod deployments;
 mod filters;
 mod queues;
 mod runs;
+mod view;
 
 pub(crate) use deployments::flow_parameters;
 

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::filters::limit;
+use super::view::{Shown, all_shown};
 use crate::Orion;
 use crate::client::{ConcurrencyLimitStatus, WorkQueueStatus};
 use crate::server::error::{ApiError, ApiResult, Body, Params};
@@ -125,9 +126,11 @@ pub(crate) async fn preview(
     Ctx(orion): Ctx<Orion>,
     Path(name): Path<String>,
     Params(q): Params<Preview>,
-) -> ApiResult<Json<Vec<FlowRun>>> {
+) -> ApiResult<Json<Vec<Shown<FlowRun>>>> {
     let n = limit(q.limit.or(Some(10)))?;
-    Ok(Json(orion.client().preview_work_queue(&name, n).await?))
+    Ok(Json(all_shown(
+        orion.client().preview_work_queue(&name, n).await?,
+    )))
 }
 
 pub(crate) async fn limits(Ctx(orion): Ctx<Orion>) -> ApiResult<Json<Vec<ConcurrencyLimit>>> {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::filters::{FlowRunQuery, LogQuery, TaskRunQuery};
+use super::view::{Shown, all_shown, shown};
 use crate::Orion;
 use crate::client::{RunRef, Transition};
 use crate::server::error::{ApiError, ApiResult, Body, OptionalBody, id};
@@ -17,8 +18,10 @@ use crate::store::{FlowRun, HistoryBucket, HistoryWindow, LogRecord, TaskRun};
 pub(crate) async fn filter(
     Ctx(orion): Ctx<Orion>,
     OptionalBody(query): OptionalBody<FlowRunQuery>,
-) -> ApiResult<Json<Vec<FlowRun>>> {
-    Ok(Json(orion.client().read_flow_runs(&query.filter()?).await?))
+) -> ApiResult<Json<Vec<Shown<FlowRun>>>> {
+    Ok(Json(all_shown(
+        orion.client().read_flow_runs(&query.filter()?).await?,
+    )))
 }
 
 pub(crate) async fn count(
@@ -76,13 +79,13 @@ pub(crate) async fn history(
 pub(crate) async fn read(
     Ctx(orion): Ctx<Orion>,
     Path(run): Path<String>,
-) -> ApiResult<Json<FlowRun>> {
+) -> ApiResult<Json<Shown<FlowRun>>> {
     let run = id(&run, "flow run")?;
     orion
         .client()
         .read_flow_run(run)
         .await?
-        .map(Json)
+        .map(|r| Json(shown(r)))
         .ok_or_else(|| ApiError::not_found(format!("flow run {run} not found")))
 }
 
@@ -197,20 +200,22 @@ pub(crate) async fn set_state(
 pub(crate) async fn task_runs(
     Ctx(orion): Ctx<Orion>,
     OptionalBody(query): OptionalBody<TaskRunQuery>,
-) -> ApiResult<Json<Vec<TaskRun>>> {
-    Ok(Json(orion.client().read_task_runs(&query.filter()?).await?))
+) -> ApiResult<Json<Vec<Shown<TaskRun>>>> {
+    Ok(Json(all_shown(
+        orion.client().read_task_runs(&query.filter()?).await?,
+    )))
 }
 
 pub(crate) async fn task_run(
     Ctx(orion): Ctx<Orion>,
     Path(run): Path<String>,
-) -> ApiResult<Json<TaskRun>> {
+) -> ApiResult<Json<Shown<TaskRun>>> {
     let run = id(&run, "task run")?;
     orion
         .client()
         .read_task_run(run)
         .await?
-        .map(Json)
+        .map(|r| Json(shown(r)))
         .ok_or_else(|| ApiError::not_found(format!("task run {run} not found")))
 }
 
