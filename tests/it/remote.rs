@@ -159,3 +159,211 @@ async fn the_servers_long_poll_wakes_remote_agents_for_new_runs() {
     }
     handle.shutdown().await.unwrap();
 }
+
+/// A server over `orion` counting the store calls it answers (`POST /api/store`).
+async fn counted(orion: &Orion) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let router = orion::server::Api::new("127.0.0.1:0".parse().unwrap())
+        .router(orion)
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                if req.uri().path() == "/api/store" {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+                next.run(req)
+            },
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (format!("http://{addr}/api"), calls)
+}
+
+/// A flow run Running through `store`, so its task runs are written behind there.
+async fn running_here(store: &RemoteStore) -> orion::store::FlowRun {
+    let flow = store
+        .upsert_flow(orion::store::Flow::new("behind"))
+        .await
+        .unwrap();
+    let mut run = orion::store::FlowRun::new(&flow, "behind-run");
+    run.state = Some(State::pending());
+    let run = store.create_flow_run(run).await.unwrap();
+    let pending = run.state.as_ref().map(State::id);
+    assert_eq!(
+        store
+            .set_flow_run_state(run.id, pending, State::running())
+            .await
+            .unwrap(),
+        orion::store::SetState::Written
+    );
+    run
+}
+
+fn task_run_of(run: &orion::store::FlowRun, i: u32) -> orion::store::TaskRun {
+    let mut task = orion::store::TaskRun::new(format!("t-{i}"), "t".into(), i);
+    task.flow_run_id = Some(run.id);
+    task.state = Some(State::pending());
+    task
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_runs_of_a_flow_run_executing_here_are_written_behind_in_batches() {
+    use std::sync::atomic::Ordering;
+    let server = Orion::memory();
+    let (url, calls) = counted(&server).await;
+    let store = RemoteStore::connect(&url, None).await.unwrap();
+    let run = running_here(&store).await;
+    let before = calls.load(Ordering::SeqCst);
+    // 50 task runs, three writes each, every one answered at once.
+    for i in 0..50 {
+        let task = store.create_task_run(task_run_of(&run, i)).await.unwrap();
+        let mut current = task.state.as_ref().map(State::id);
+        for next in [State::running(), State::completed()] {
+            let id = next.id();
+            let written = store
+                .set_task_run_state(task.id, current, next)
+                .await
+                .unwrap();
+            assert_eq!(written, orion::store::SetState::Written);
+            current = Some(id);
+        }
+    }
+    // Read back (a read waits for the writes queued before it), here and on the server.
+    let stored = store
+        .read_task_runs(&orion::store::TaskRunFilter::new().flow_run_id(run.id))
+        .await
+        .unwrap();
+    let sent = calls.load(Ordering::SeqCst) - before;
+    assert_eq!(stored.len(), 50);
+    assert!(
+        stored
+            .iter()
+            .all(|t| t.state.as_ref().unwrap().is_completed()
+                && t.run_count == 1
+                && t.start_time.is_some()
+                && t.end_time.is_some())
+    );
+    let on_server = server.client().read_task_runs_of(run.id).await.unwrap();
+    assert_eq!(on_server.len(), 50);
+    // 150 writes and a read took far fewer requests than calls.
+    assert!(sent <= 76, "{sent} requests for 150 writes and a read");
+    // A second create with a taken id is refused at once.
+    let mut again = task_run_of(&run, 0);
+    again.id = stored[0].id;
+    let err = store.create_task_run(again).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            orion::store::StoreError::AlreadyExists {
+                what: "task run",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_run_write_the_server_refused_is_reported_by_the_next_write() {
+    let server = Orion::memory();
+    let addr = serve(&server, None).await;
+    let store = RemoteStore::connect(&format!("http://{addr}/api"), None)
+        .await
+        .unwrap();
+    let run = running_here(&store).await;
+    // The run is deleted on the server; this process does not know yet.
+    server
+        .client()
+        .store()
+        .delete_flow_runs(&orion::store::FlowRunFilter::new().ids([run.id]))
+        .await
+        .unwrap();
+    // The create is answered here, sent behind, and refused there ...
+    store.create_task_run(task_run_of(&run, 0)).await.unwrap();
+    // ... which the flow run's next write reports.
+    let err = store
+        .set_flow_run_state(run.id, None, State::completed())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("was not stored") && err.to_string().contains("flow run"),
+        "{err}"
+    );
+    // Its next task runs are created the awaited way, and refused at once.
+    let err = store
+        .create_task_run(task_run_of(&run, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            orion::store::StoreError::NotFound {
+                what: "flow run",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_run_another_process_moved_meets_its_real_state() {
+    let server = Orion::memory();
+    let addr = serve(&server, None).await;
+    let store = RemoteStore::connect(&format!("http://{addr}/api"), None)
+        .await
+        .unwrap();
+    let run = running_here(&store).await;
+    let task = store.create_task_run(task_run_of(&run, 0)).await.unwrap();
+    let running = State::running();
+    let running_id = running.id();
+    store
+        .set_task_run_state(task.id, task.state.as_ref().map(State::id), running)
+        .await
+        .unwrap();
+    // Stored (a read waits for it); then another process cancels it on the server.
+    assert!(
+        store
+            .read_task_run(task.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+            .unwrap()
+            .is_running()
+    );
+    let cancelled = State::cancelled("by hand");
+    let cancelled_id = cancelled.id();
+    server
+        .client()
+        .store()
+        .set_task_run_state(task.id, Some(running_id), cancelled)
+        .await
+        .unwrap();
+    // This process still believes it Running: its write is answered, and refused behind.
+    let done = State::completed();
+    let done_id = done.id();
+    assert_eq!(
+        store
+            .set_task_run_state(task.id, Some(running_id), done)
+            .await
+            .unwrap(),
+        orion::store::SetState::Written
+    );
+    let seen = store.read_task_run(task.id).await.unwrap().unwrap();
+    assert_eq!(seen.state.as_ref().map(State::id), Some(cancelled_id));
+    // Its next write is awaited and meets the real state.
+    match store
+        .set_task_run_state(task.id, Some(done_id), State::failed("x"))
+        .await
+        .unwrap()
+    {
+        orion::store::SetState::Conflict { current } => {
+            assert_eq!(current.map(|s| s.id()), Some(cancelled_id));
+        }
+        other => panic!("{other:?}"),
+    }
+}

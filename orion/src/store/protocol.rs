@@ -1,7 +1,9 @@
 //! The remote store protocol: every [`Store`] method as one JSON message, so a runtime in
 //! another process or machine uses a server's store exactly as a local one (the client,
 //! orchestration and engine unchanged above it). `POST /api/store` carries a [`StoreCall`]
-//! and answers with the method's result as JSON, or a [`WireError`].
+//! and answers with the method's result as JSON, or a [`WireError`]. A `batch` call carries
+//! several calls, run in order, and answers each with an [`Outcome`] (a remote runtime sends
+//! its task runs' writes this way, behind).
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -16,7 +18,7 @@ use super::{
 use crate::state::State;
 
 /// The protocol's version: a runtime refuses a server speaking another one.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// One store method call.
 #[derive(Debug, Serialize, Deserialize)]
@@ -162,6 +164,19 @@ pub enum StoreCall {
         filter: LogFilter,
     },
     Flush,
+    /// Several calls, run in order; one [`Outcome`] each. A batch holds no batch.
+    Batch {
+        calls: Vec<StoreCall>,
+    },
+}
+
+/// What one call of a batch answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Outcome {
+    Ok(Value),
+    Err(WireError),
 }
 
 /// A store error as it travels: its kind and fields, so the runtime gets the same
@@ -301,5 +316,21 @@ pub async fn dispatch(store: &dyn Store, call: StoreCall) -> Result<Value, Store
         C::WriteLogs { logs } => json(store.write_logs(logs).await?),
         C::ReadLogs { filter } => json(store.read_logs(&filter).await?),
         C::Flush => json(store.flush().await?),
+        C::Batch { calls } => {
+            let mut outcomes = Vec::with_capacity(calls.len());
+            for call in calls {
+                let outcome = match call {
+                    C::Batch { .. } => Err(StoreError::Backend(
+                        "a batch cannot hold a batch".to_owned(),
+                    )),
+                    call => Box::pin(dispatch(store, call)).await,
+                };
+                outcomes.push(match outcome {
+                    Ok(value) => Outcome::Ok(value),
+                    Err(e) => Outcome::Err(WireError::from(&e)),
+                });
+            }
+            json(outcomes)
+        }
     }
 }

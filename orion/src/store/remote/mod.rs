@@ -2,7 +2,10 @@
 //!
 //! Every method is one `POST /api/store` of a [`StoreCall`]; the server runs it on its own
 //! store. Orchestration, the engine and agents run here, as over any local store, so a
-//! machine with only the server's URL (and its token) runs flows and agents.
+//! machine with only the server's URL (and its token) runs flows and agents. The task runs of
+//! flow runs executing here are written behind, many per request (see [`behind`]).
+
+mod behind;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +15,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use self::behind::Behind;
 use super::protocol::{PROTOCOL_VERSION, StoreCall, WireError};
 use super::{
     Acquired, Claim, ConcurrencyLimit, Deployment, DeploymentFilter, DeploymentVersion, Flow,
@@ -30,13 +34,21 @@ pub(crate) const DEFAULT_POLL: Duration = Duration::from_secs(2);
 /// A store in an orion server: see the module docs. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct RemoteStore {
+    transport: Arc<Transport>,
+    /// Task-run writes answered here and sent behind.
+    behind: Arc<Behind>,
+    /// Woken by the server's long poll (`GET /api/store/wait`) when runs may be due.
+    due: Arc<Notify>,
+    poll: Duration,
+}
+
+/// How calls reach the server.
+#[derive(Debug)]
+pub(super) struct Transport {
     http: reqwest::Client,
     /// `http://host:port/api`, without a trailing slash.
     base: String,
     token: Option<String>,
-    /// Woken by the server's long poll (`GET /api/store/wait`) when runs may be due.
-    due: Arc<Notify>,
-    poll: Duration,
 }
 
 #[derive(serde::Deserialize)]
@@ -66,15 +78,9 @@ impl RemoteStore {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| StoreError::Backend(format!("HTTP client: {e}")))?;
-        let store = RemoteStore {
-            http,
-            base,
-            token,
-            due: Arc::new(Notify::new()),
-            poll: DEFAULT_POLL,
-        };
-        let mut request = store.http.get(format!("{}/version", store.base));
-        if let Some(token) = &store.token {
+        let transport = Arc::new(Transport { http, base, token });
+        let mut request = transport.http.get(format!("{}/version", transport.base));
+        if let Some(token) = &transport.token {
             request = request.bearer_auth(token);
         }
         let response = request.send().await.map_err(|e| {
@@ -99,6 +105,12 @@ impl RemoteStore {
                 version.store_protocol
             )));
         }
+        let store = RemoteStore {
+            behind: Arc::new(Behind::start(transport.clone())),
+            transport,
+            due: Arc::new(Notify::new()),
+            poll: DEFAULT_POLL,
+        };
         store.listen();
         Ok(store)
     }
@@ -115,9 +127,9 @@ impl RemoteStore {
     /// the store is in use (the loop ends at its next answer once every handle is dropped).
     fn listen(&self) {
         let due = Arc::downgrade(&self.due);
-        let http = self.http.clone();
-        let url = format!("{}/store/wait", self.base);
-        let token = self.token.clone();
+        let http = self.transport.http.clone();
+        let url = format!("{}/store/wait", self.transport.base);
+        let token = self.transport.token.clone();
         tokio::spawn(async move {
             while due.strong_count() > 0 {
                 let mut request = http.get(&url);
@@ -138,11 +150,28 @@ impl RemoteStore {
         });
     }
 
-    async fn send(&self, call: &StoreCall) -> Result<reqwest::Response, StoreError> {
+    /// `call` on the server, once the task-run writes queued before it are answered (so it
+    /// sees them).
+    fn call<T: DeserializeOwned + Send + 'static>(&self, call: StoreCall) -> StoreFuture<'_, T> {
+        Box::pin(async move {
+            self.behind.settle().await?;
+            self.transport.call(&call).await
+        })
+    }
+}
+
+impl Transport {
+    /// Posts a store call (JSON) to the server, trying again while the server refuses
+    /// connections (restarting), for up to [`UNREACHABLE_FOR`].
+    async fn send(&self, body: &[u8]) -> Result<reqwest::Response, StoreError> {
         let started = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(50);
         loop {
-            let mut request = self.http.post(format!("{}/store", self.base)).json(call);
+            let mut request = self
+                .http
+                .post(format!("{}/store", self.base))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
             if let Some(token) = &self.token {
                 request = request.bearer_auth(token);
             }
@@ -163,36 +192,48 @@ impl RemoteStore {
         }
     }
 
-    fn call<T: DeserializeOwned + Send + 'static>(&self, call: StoreCall) -> StoreFuture<'_, T> {
-        Box::pin(async move {
-            let response = self.send(&call).await?;
-            let status = response.status();
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| StoreError::Backend(format!("orion server {}: {e}", self.base)))?;
-            if status.is_success() {
-                return serde_json::from_slice(&bytes).map_err(|e| {
-                    StoreError::Backend(format!(
-                        "orion server {}: unreadable answer: {e}",
-                        self.base
-                    ))
-                });
-            }
-            match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(ErrorBody {
-                    error: Some(error), ..
-                }) => Err(error.into()),
-                Ok(ErrorBody { detail, .. }) => Err(StoreError::Backend(format!(
-                    "orion server {} ({status}): {detail}",
+    /// Runs `call` on the server and reads its answer.
+    pub(super) async fn call<T: DeserializeOwned>(
+        &self,
+        call: &StoreCall,
+    ) -> Result<T, StoreError> {
+        let body = serde_json::to_vec(call)
+            .map_err(|e| StoreError::Backend(format!("encoding a store call: {e}")))?;
+        self.call_encoded(&body).await
+    }
+
+    /// Runs the call encoded in `body` on the server and reads its answer.
+    pub(super) async fn call_encoded<T: DeserializeOwned>(
+        &self,
+        body: &[u8],
+    ) -> Result<T, StoreError> {
+        let response = self.send(body).await?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| StoreError::Backend(format!("orion server {}: {e}", self.base)))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                StoreError::Backend(format!(
+                    "orion server {}: unreadable answer: {e}",
                     self.base
-                ))),
-                Err(_) => Err(StoreError::Backend(format!(
-                    "orion server {} ({status})",
-                    self.base
-                ))),
-            }
-        })
+                ))
+            });
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(ErrorBody {
+                error: Some(error), ..
+            }) => Err(error.into()),
+            Ok(ErrorBody { detail, .. }) => Err(StoreError::Backend(format!(
+                "orion server {} ({status}): {detail}",
+                self.base
+            ))),
+            Err(_) => Err(StoreError::Backend(format!(
+                "orion server {} ({status})",
+                self.base
+            ))),
+        }
     }
 }
 
@@ -279,17 +320,38 @@ impl Store for RemoteStore {
         expected: Option<Uuid>,
         state: State,
     ) -> StoreFuture<'_, SetState> {
-        self.call(StoreCall::SetFlowRunState {
-            id,
-            expected,
-            state,
+        Box::pin(async move {
+            // Its task runs' queued writes are stored first: a flow run never ends before
+            // them, and one that failed is reported here.
+            self.behind.take_failure()?;
+            self.behind.settle().await?;
+            self.behind.take_failure()?;
+            let running_here = !state.is_final();
+            let written = self
+                .transport
+                .call(&StoreCall::SetFlowRunState {
+                    id,
+                    expected,
+                    state,
+                })
+                .await;
+            self.behind
+                .flow_run_written(id, running_here && matches!(written, Ok(SetState::Written)));
+            written
         })
     }
     fn read_flow_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
         self.call(StoreCall::ReadFlowRunStates { id })
     }
     fn create_task_run(&self, run: TaskRun) -> StoreFuture<'_, TaskRun> {
-        self.call(StoreCall::CreateTaskRun { run })
+        Box::pin(async move {
+            self.behind.take_failure()?;
+            if let Some(stored) = self.behind.create(&run)? {
+                self.behind.room().await;
+                return Ok(stored);
+            }
+            self.call(StoreCall::CreateTaskRun { run }).await
+        })
     }
     fn read_task_run(&self, id: Uuid) -> StoreFuture<'_, Option<TaskRun>> {
         self.call(StoreCall::ReadTaskRun { id })
@@ -305,10 +367,21 @@ impl Store for RemoteStore {
         expected: Option<Uuid>,
         state: State,
     ) -> StoreFuture<'_, SetState> {
-        self.call(StoreCall::SetTaskRunState {
-            id,
-            expected,
-            state,
+        Box::pin(async move {
+            self.behind.take_failure()?;
+            let state = match self.behind.set_state(id, expected, state)? {
+                None => {
+                    self.behind.room().await;
+                    return Ok(SetState::Written);
+                }
+                Some(state) => state,
+            };
+            self.call(StoreCall::SetTaskRunState {
+                id,
+                expected,
+                state,
+            })
+            .await
         })
     }
     fn read_task_run_states(&self, id: Uuid) -> StoreFuture<'_, Vec<State>> {
@@ -416,7 +489,11 @@ impl Store for RemoteStore {
         })
     }
     fn flush(&self) -> StoreFuture<'_, ()> {
-        self.call(StoreCall::Flush)
+        Box::pin(async move {
+            self.behind.settle().await?;
+            self.behind.take_failure()?;
+            self.call(StoreCall::Flush).await
+        })
     }
     fn runs_due_hint(&self) -> Option<Arc<Notify>> {
         Some(self.due.clone())
