@@ -60,8 +60,13 @@ struct Tracked {
 }
 
 enum Job {
-    /// A task run's write.
-    Write { task_run: Uuid, call: StoreCall },
+    /// A task run's write, encoded; `state_write`: a state change (answered by a
+    /// [`SetState`]), else a create.
+    Write {
+        task_run: Uuid,
+        state_write: bool,
+        call: String,
+    },
     /// Answer once everything queued before has been answered.
     Barrier(oneshot::Sender<()>),
 }
@@ -84,11 +89,23 @@ impl Behind {
         self.shared.lock()
     }
 
-    fn queue(&self, task_run: Uuid, call: StoreCall) -> Result<(), StoreError> {
-        self.lock().queued += 1;
-        self.jobs
-            .send(Job::Write { task_run, call })
-            .map_err(|_| closing())
+    /// `call` (a write of `task_run`) as the sender takes it.
+    fn encode(task_run: Uuid, call: &StoreCall) -> Result<Job, StoreError> {
+        let encoded = serde_json::to_string(call)
+            .map_err(|e| StoreError::Backend(format!("encoding a task-run write: {e}")))?;
+        Ok(Job::Write {
+            task_run,
+            state_write: matches!(call, StoreCall::SetTaskRunState { .. }),
+            call: encoded,
+        })
+    }
+
+    /// Queues `job`, under the lock that just recorded what it does (so the queue's order
+    /// is the order of the answers given here).
+    fn queue(&self, t: &mut Tracked, job: Job) -> Result<(), StoreError> {
+        self.jobs.send(job).map_err(|_| closing())?;
+        t.queued += 1;
+        Ok(())
     }
 
     /// The failure of a queued write, reported once.
@@ -99,27 +116,30 @@ impl Behind {
     /// Queues the create of `run` when its flow run executes here, answering with the
     /// record as the server stores it; `None`: the create is to be awaited.
     pub(super) fn create(&self, run: &TaskRun) -> Result<Option<TaskRun>, StoreError> {
-        let Some(flow_run) = run.flow_run_id else {
-            return Ok(None);
+        let here = |t: &Tracked| {
+            run.flow_run_id
+                .is_some_and(|f| t.flow_runs.contains_key(&f))
         };
-        {
-            let mut t = self.lock();
-            let Some(created) = t.flow_runs.get_mut(&flow_run) else {
-                return Ok(None);
-            };
-            if !created.insert(run.id) {
-                return Err(StoreError::AlreadyExists {
-                    what: "task run",
-                    key: run.id.to_string(),
-                });
-            }
+        if !here(&self.lock()) {
+            return Ok(None);
         }
+        let job = Self::encode(run.id, &StoreCall::CreateTaskRun { run: run.clone() })?;
         let mut stored = run.clone();
         first_state(&mut stored);
-        self.lock()
-            .task_runs
+        let mut t = self.lock();
+        let Some(created) = run.flow_run_id.and_then(|f| t.flow_runs.get_mut(&f)) else {
+            // Finished meanwhile: the create is awaited, and meets the real state.
+            return Ok(None);
+        };
+        if !created.insert(run.id) {
+            return Err(StoreError::AlreadyExists {
+                what: "task run",
+                key: run.id.to_string(),
+            });
+        }
+        t.task_runs
             .insert(run.id, stored.state.as_ref().map(State::id));
-        self.queue(run.id, StoreCall::CreateTaskRun { run: run.clone() })?;
+        self.queue(&mut t, job)?;
         Ok(Some(stored))
     }
 
@@ -132,21 +152,26 @@ impl Behind {
         expected: Option<Uuid>,
         state: State,
     ) -> Result<Option<State>, StoreError> {
-        {
-            let mut t = self.lock();
-            match t.task_runs.get_mut(&id) {
-                Some(current) if *current == expected => *current = Some(state.id()),
-                _ => return Ok(Some(state)),
-            }
+        let answered_here = |t: &Tracked| t.task_runs.get(&id) == Some(&expected);
+        if !answered_here(&self.lock()) {
+            return Ok(Some(state));
         }
-        self.queue(
+        let next = state.id();
+        let call = StoreCall::SetTaskRunState {
             id,
-            StoreCall::SetTaskRunState {
-                id,
-                expected,
-                state,
-            },
-        )?;
+            expected,
+            state,
+        };
+        let job = Self::encode(id, &call)?;
+        let mut t = self.lock();
+        if !answered_here(&t) {
+            let StoreCall::SetTaskRunState { state, .. } = call else {
+                unreachable!("built above")
+            };
+            return Ok(Some(state));
+        }
+        t.task_runs.insert(id, Some(next));
+        self.queue(&mut t, job)?;
         Ok(None)
     }
 
@@ -251,29 +276,21 @@ async fn send(
                 Err(_) => break,
             }
         }
-        let mut writes = Vec::new();
+        let mut request = Request::default();
         let mut barriers = Vec::new();
         for job in batch {
             match job {
-                Job::Write { task_run, call } => writes.push((task_run, call)),
-                Job::Barrier(done) => barriers.push(done),
-            }
-        }
-        let mut request = Request::default();
-        for (task_run, call) in writes {
-            match serde_json::to_string(&call) {
-                Ok(encoded) => {
-                    if request.bytes() + encoded.len() > MAX_BYTES && !request.runs.is_empty() {
+                Job::Write {
+                    task_run,
+                    state_write,
+                    call,
+                } => {
+                    if request.bytes() + call.len() > MAX_BYTES && !request.runs.is_empty() {
                         request.send(&transport, &shared).await;
                     }
-                    let state_write = matches!(call, StoreCall::SetTaskRunState { .. });
-                    request.push(task_run, state_write, encoded);
+                    request.push(task_run, state_write, call);
                 }
-                Err(e) => {
-                    let e = StoreError::Backend(format!("encoding a write: {e}"));
-                    shared.failed(task_run, &e);
-                    shared.answered(1);
-                }
+                Job::Barrier(done) => barriers.push(done),
             }
         }
         if !request.runs.is_empty() {
