@@ -82,7 +82,9 @@ impl Api {
         self.token = token.filter(|t| !t.is_empty()).map(Arc::from);
         self
     }
-    /// The largest request body accepted, in bytes.
+    /// The largest request body accepted, in bytes (default 1 MiB). Remote runtimes send
+    /// their task runs' writes in requests of up to 256 KiB (more only for one write that is
+    /// larger by itself, such as a large task result): keep the limit above that.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
