@@ -367,3 +367,44 @@ async fn a_task_run_another_process_moved_meets_its_real_state() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_running_flow_runs_task_runs_are_written_behind() {
+    let server = Orion::memory();
+    let addr = serve(&server, None).await;
+    let store = RemoteStore::connect(&format!("http://{addr}/api"), None)
+        .await
+        .unwrap();
+    let run = running_here(&store).await;
+    // Waiting for a retry: not running here any more.
+    let current = store.read_flow_run(run.id).await.unwrap().unwrap().state;
+    let wait = State::awaiting_retry(jiff::Timestamp::now());
+    assert_eq!(
+        store
+            .set_flow_run_state(run.id, current.as_ref().map(State::id), wait)
+            .await
+            .unwrap(),
+        orion::store::SetState::Written
+    );
+    server
+        .client()
+        .store()
+        .delete_flow_runs(&orion::store::FlowRunFilter::new().ids([run.id]))
+        .await
+        .unwrap();
+    // So a task run's create is awaited, and refused at once.
+    let err = store
+        .create_task_run(task_run_of(&run, 0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            orion::store::StoreError::NotFound {
+                what: "flow run",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

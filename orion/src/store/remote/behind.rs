@@ -175,8 +175,8 @@ impl Behind {
         Ok(None)
     }
 
-    /// A flow run's state write answered: it executes here while `running_here` (it was
-    /// written and is not final); otherwise its task runs are no longer answered here.
+    /// A flow run's state write answered: it executes here while `running_here` (Running
+    /// was written); otherwise its task runs are no longer answered here.
     pub(super) fn flow_run_written(&self, id: Uuid, running_here: bool) {
         let mut t = self.lock();
         if running_here {

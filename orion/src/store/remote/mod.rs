@@ -326,7 +326,9 @@ impl Store for RemoteStore {
             self.behind.take_failure()?;
             self.behind.settle().await?;
             self.behind.take_failure()?;
-            let running_here = !state.is_final();
+            // Task runs are written while their flow run is Running (a run that waits, paused
+            // or for a retry, is held again when it runs again).
+            let running_here = state.is_running();
             let written = self
                 .transport
                 .call(&StoreCall::SetFlowRunState {
