@@ -182,6 +182,26 @@ async fn counted(orion: &Orion) -> (String, std::sync::Arc<std::sync::atomic::At
     (format!("http://{addr}/api"), calls)
 }
 
+/// A memory-store server, and a remote store using it.
+async fn remote_over_memory() -> (Orion, RemoteStore) {
+    let server = Orion::memory();
+    let addr = serve(&server, None).await;
+    let store = RemoteStore::connect(&format!("http://{addr}/api"), None)
+        .await
+        .unwrap();
+    (server, store)
+}
+
+/// Deletes flow run `id` on the server, as another process would.
+async fn delete_on_server(server: &Orion, id: orion::Uuid) {
+    server
+        .client()
+        .store()
+        .delete_flow_runs(&orion::store::FlowRunFilter::new().ids([id]))
+        .await
+        .unwrap();
+}
+
 /// A flow run Running through `store`, so its task runs are written behind there.
 async fn running_here(store: &RemoteStore) -> orion::store::FlowRun {
     let flow = store
@@ -268,19 +288,10 @@ async fn task_runs_of_a_flow_run_executing_here_are_written_behind_in_batches() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_run_write_the_server_refused_is_reported_by_the_next_write() {
-    let server = Orion::memory();
-    let addr = serve(&server, None).await;
-    let store = RemoteStore::connect(&format!("http://{addr}/api"), None)
-        .await
-        .unwrap();
+    let (server, store) = remote_over_memory().await;
     let run = running_here(&store).await;
     // The run is deleted on the server; this process does not know yet.
-    server
-        .client()
-        .store()
-        .delete_flow_runs(&orion::store::FlowRunFilter::new().ids([run.id]))
-        .await
-        .unwrap();
+    delete_on_server(&server, run.id).await;
     // The create is answered here, sent behind, and refused there ...
     store.create_task_run(task_run_of(&run, 0)).await.unwrap();
     // ... which the flow run's next write reports.
@@ -311,11 +322,7 @@ async fn a_task_run_write_the_server_refused_is_reported_by_the_next_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_run_another_process_moved_meets_its_real_state() {
-    let server = Orion::memory();
-    let addr = serve(&server, None).await;
-    let store = RemoteStore::connect(&format!("http://{addr}/api"), None)
-        .await
-        .unwrap();
+    let (server, store) = remote_over_memory().await;
     let run = running_here(&store).await;
     let task = store.create_task_run(task_run_of(&run, 0)).await.unwrap();
     let running = State::running();
@@ -370,11 +377,7 @@ async fn a_task_run_another_process_moved_meets_its_real_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_running_flow_runs_task_runs_are_written_behind() {
-    let server = Orion::memory();
-    let addr = serve(&server, None).await;
-    let store = RemoteStore::connect(&format!("http://{addr}/api"), None)
-        .await
-        .unwrap();
+    let (server, store) = remote_over_memory().await;
     let run = running_here(&store).await;
     // Waiting for a retry: not running here any more.
     let current = store.read_flow_run(run.id).await.unwrap().unwrap().state;
@@ -386,12 +389,7 @@ async fn only_a_running_flow_runs_task_runs_are_written_behind() {
             .unwrap(),
         orion::store::SetState::Written
     );
-    server
-        .client()
-        .store()
-        .delete_flow_runs(&orion::store::FlowRunFilter::new().ids([run.id]))
-        .await
-        .unwrap();
+    delete_on_server(&server, run.id).await;
     // So a task run's create is awaited, and refused at once.
     let err = store
         .create_task_run(task_run_of(&run, 0))
