@@ -215,8 +215,8 @@ impl Behind {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Tracked> {
-        // Every change under the lock is a single insert, remove or count: a panic elsewhere
-        // while it was held leaves nothing half-done.
+        // Nothing done under the lock panics; were it poisoned, each entry it guards is still
+        // whole (inserts, removes and counts), so it stays usable.
         self.tracked.lock().unwrap_or_else(|p| p.into_inner())
     }
 
