@@ -4,7 +4,8 @@
 //! same [`FlowRunFilter::matches`](crate::store::FlowRunFilter::matches) code as the memory
 //! store, so both backends answer alike. Every state write compares the run's current state id.
 //!
-//! Reads run on a connection of their own; every write goes to one writer thread (`writer`),
+//! Reads run on connections of their own (two: a long read, such as a dashboard's chart, does
+//! not hold up an agent's); every write goes to one writer thread (`writer`),
 //! which commits many at a time. The task-run writes and logs of flow runs executing here are
 //! answered before they commit and gathered per run (`live`). `runs` writes run rows and their
 //! histories, `queries` is the `Store` implementation, `schema` the versioned migrations and
@@ -64,8 +65,10 @@ pub enum Durability {
 /// ```
 #[derive(Debug)]
 pub struct SqliteStore {
-    /// The connection reads use.
-    conn: Mutex<Connection>,
+    /// The connections reads use: a read takes a free one.
+    readers: [Mutex<Connection>; 2],
+    /// The reader a read tries first (turns round, so both are used).
+    next_reader: std::sync::atomic::AtomicUsize,
     /// Queue of the writer thread, which owns a second connection (None once dropping).
     writer: Mutex<Option<std::sync::mpsc::Sender<writer::Job>>>,
     /// The writer thread, joined on drop so the file is closed when the store is.
@@ -180,7 +183,8 @@ impl SqliteStore {
             .pragma_update(None, "wal_autocheckpoint", writer::WAL_PAGES_MAX)
             .map_err(backend)?;
         let checkpoint_conn = connect()?;
-        for c in [&conn, &write_conn] {
+        let second_reader = connect()?;
+        for c in [&conn, &second_reader, &write_conn] {
             // Statements are prepared once and kept: without the planner-stability flag,
             // SQLite prepares a statement again whenever a new value is bound to a parameter
             // it compared while planning (a third of the writer's time).
@@ -199,7 +203,8 @@ impl SqliteStore {
             .spawn(move || writer::run(write_conn, checkpoint_conn, wal, jobs))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            readers: [Mutex::new(conn), Mutex::new(second_reader)],
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
             writer: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(thread)),
             live: Arc::default(),
@@ -350,8 +355,26 @@ impl SqliteStore {
         self.write(|_| Ok(()))
     }
 
+    /// A reading connection: a free one, else the next one once it is free.
     fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        use std::sync::TryLockError;
+        let n = self.readers.len();
+        let first = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % n;
+        for i in 0..n {
+            match self.readers[(first + i) % n].try_lock() {
+                Ok(conn) => return conn,
+                // A read that panicked left nothing half-done on its connection (reads
+                // write nothing), so it stays usable.
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        self.readers[first]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs a read on the reading connection, after the queued writes commit when there are
