@@ -243,7 +243,10 @@ async fn run() {
             })
         })
         .collect();
-    let one = format!("{base}/api/flow_runs/{}", deployment_run(&orion, &deployment).await);
+    let one = format!(
+        "{base}/api/flow_runs/{}",
+        deployment_run(&orion, &deployment).await
+    );
     let c = reqwest::Client::new();
     let mut times = Vec::with_capacity(SEQUENTIAL);
     for _ in 0..SEQUENTIAL {
