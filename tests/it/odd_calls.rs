@@ -150,6 +150,11 @@ fn odd_calls(flow: &Flow) -> Vec<StoreCall> {
         StoreCall::DeleteWorkQueue {
             name: WorkQueue::DEFAULT.into(),
         },
+        // A batch of a batch, a batch of nothing.
+        StoreCall::Batch {
+            calls: vec![StoreCall::Batch { calls: Vec::new() }, StoreCall::ReadFlows],
+        },
+        StoreCall::Batch { calls: Vec::new() },
         // A window that ends before it begins deletes nothing.
         StoreCall::DeleteFlowRuns {
             filter: FlowRunFilter::new()
@@ -185,6 +190,39 @@ async fn check(name: &str, store: Arc<dyn Store>) {
     let starts: Vec<_> = runs.iter().map(|r| r.expected_start_time).collect();
     assert!(starts.contains(&Some(Timestamp::MAX)), "{name}: {starts:?}");
     assert!(starts.contains(&Some(Timestamp::MIN)), "{name}: {starts:?}");
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_call_and_holds_no_batch() {
+    use orion::store::protocol::Outcome;
+    let store = MemoryStore::new();
+    let answer = dispatch(
+        &store,
+        StoreCall::Batch {
+            calls: vec![
+                StoreCall::Batch { calls: Vec::new() },
+                StoreCall::UpsertFlow {
+                    flow: Flow::new("batched"),
+                },
+                StoreCall::ReadFlow { id: id(5) },
+                StoreCall::ReadFlows,
+            ],
+        },
+    )
+    .await
+    .unwrap();
+    let outcomes: Vec<Outcome> = serde_json::from_value(answer).unwrap();
+    assert_eq!(outcomes.len(), 4);
+    assert!(
+        matches!(&outcomes[0], Outcome::Err(e) if format!("{e:?}").contains("cannot hold a batch")),
+        "{outcomes:?}"
+    );
+    // Later calls see earlier ones: in order.
+    assert_eq!(outcomes[2], Outcome::Ok(serde_json::Value::Null));
+    let Outcome::Ok(flows) = &outcomes[3] else {
+        panic!("{outcomes:?}")
+    };
+    assert_eq!(flows[0]["name"], "batched");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
