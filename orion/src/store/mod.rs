@@ -4,7 +4,7 @@
 //! `orchestration`). Every state write is a compare-and-set on the run's current state id, so
 //! two writers can never both move a run out of the same state.
 
-mod bookkeeping;
+pub(crate) mod bookkeeping;
 mod connect;
 mod error;
 mod filter;

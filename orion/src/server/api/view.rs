@@ -6,7 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::state::{State, StateType};
-use crate::store::{FlowRun, TaskRun};
+use crate::store::bookkeeping::RunTimes;
 
 /// A run with its state's id, type and name at the top level.
 #[derive(Serialize)]
@@ -18,25 +18,8 @@ pub(crate) struct Shown<R> {
     state_name: Option<String>,
 }
 
-/// A record with a current state.
-pub(crate) trait Stated {
-    fn current(&self) -> Option<&State>;
-}
-
-impl Stated for FlowRun {
-    fn current(&self) -> Option<&State> {
-        self.state.as_ref()
-    }
-}
-
-impl Stated for TaskRun {
-    fn current(&self) -> Option<&State> {
-        self.state.as_ref()
-    }
-}
-
-pub(crate) fn shown<R: Stated>(run: R) -> Shown<R> {
-    let state = run.current();
+pub(crate) fn shown<R: RunTimes>(mut run: R) -> Shown<R> {
+    let state = run.state_slot().as_ref();
     Shown {
         state_id: state.map(State::id),
         state_type: state.map(State::state_type),
@@ -45,6 +28,6 @@ pub(crate) fn shown<R: Stated>(run: R) -> Shown<R> {
     }
 }
 
-pub(crate) fn all_shown<R: Stated>(runs: Vec<R>) -> Vec<Shown<R>> {
+pub(crate) fn all_shown<R: RunTimes>(runs: Vec<R>) -> Vec<Shown<R>> {
     runs.into_iter().map(shown).collect()
 }
