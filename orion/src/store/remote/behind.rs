@@ -302,31 +302,38 @@ async fn send(
     }
 }
 
-/// One `batch` call being put together.
+/// One `batch` call being put together: its JSON, written as calls are added.
 #[derive(Default)]
 struct Request {
     /// Each call's task run, and whether it is a state write (answered by a [`SetState`]).
     runs: Vec<(Uuid, bool)>,
-    calls: Vec<String>,
+    /// The calls so far, comma-separated.
+    calls: String,
 }
 
 impl Request {
     fn bytes(&self) -> usize {
-        self.calls.iter().map(|c| c.len() + 1).sum()
+        self.calls.len()
     }
 
     fn push(&mut self, task_run: Uuid, state_write: bool, call: String) {
+        if !self.runs.is_empty() {
+            self.calls.push(',');
+        }
+        self.calls.push_str(&call);
         self.runs.push((task_run, state_write));
-        self.calls.push(call);
     }
 
     /// Sends the calls gathered (leaving none) and notes what each answered.
     async fn send(&mut self, transport: &Transport, shared: &Shared) {
         let runs = std::mem::take(&mut self.runs);
         let calls = std::mem::take(&mut self.calls);
-        let body = format!("{{\"op\":\"batch\",\"calls\":[{}]}}", calls.join(","));
+        let mut body = String::with_capacity(calls.len() + 32);
+        body.push_str("{\"op\":\"batch\",\"calls\":[");
+        body.push_str(&calls);
+        body.push_str("]}");
         match transport
-            .call_encoded::<Vec<Outcome>>(body.as_bytes())
+            .call_encoded::<Vec<Outcome>>(body.into_bytes())
             .await
         {
             Ok(outcomes) if outcomes.len() == runs.len() => {

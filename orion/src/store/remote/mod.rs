@@ -163,19 +163,26 @@ impl RemoteStore {
 impl Transport {
     /// Posts a store call (JSON) to the server, trying again while the server refuses
     /// connections (restarting), for up to [`UNREACHABLE_FOR`].
-    async fn send(&self, body: &[u8]) -> Result<reqwest::Response, StoreError> {
+    async fn send(&self, body: Vec<u8>) -> Result<reqwest::Response, StoreError> {
         let started = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(50);
+        let mut request = self
+            .http
+            .post(format!("{}/store", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         loop {
-            let mut request = self
-                .http
-                .post(format!("{}/store", self.base))
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_vec());
-            if let Some(token) = &self.token {
-                request = request.bearer_auth(token);
-            }
-            match request.send().await {
+            // A body held in memory is shared by the attempts, not copied.
+            let Some(attempt) = request.try_clone() else {
+                return Err(StoreError::Backend(format!(
+                    "orion server {}: a store call could not be prepared",
+                    self.base
+                )));
+            };
+            match attempt.send().await {
                 Ok(response) => return Ok(response),
                 // Not connected: the request was never sent, so sending it again is safe.
                 Err(e) if e.is_connect() && started.elapsed() < UNREACHABLE_FOR => {
@@ -199,13 +206,13 @@ impl Transport {
     ) -> Result<T, StoreError> {
         let body = serde_json::to_vec(call)
             .map_err(|e| StoreError::Backend(format!("encoding a store call: {e}")))?;
-        self.call_encoded(&body).await
+        self.call_encoded(body).await
     }
 
     /// Runs the call encoded in `body` on the server and reads its answer.
     pub(super) async fn call_encoded<T: DeserializeOwned>(
         &self,
-        body: &[u8],
+        body: Vec<u8>,
     ) -> Result<T, StoreError> {
         let response = self.send(body).await?;
         let status = response.status();
