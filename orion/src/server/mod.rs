@@ -4,8 +4,9 @@
 //!
 //! Bound to 127.0.0.1 by default; any other address needs a token (`ORION_API_TOKEN`), sent
 //! as `Authorization: Bearer …` (the dashboard takes it once in its sign-in form, or from a
-//! `/login?token=…` link, and keeps it in a same-site cookie). Request bodies are size-limited; no CORS headers are sent, and
-//! actions need a JSON body, so another site's page cannot act through a visitor's browser.
+//! `/login?token=…` link, and keeps it in a same-site cookie). Request bodies are
+//! size-limited; no CORS headers are sent, and actions need a JSON body (the sign-in form
+//! excepted), so another site's page cannot act through a visitor's browser.
 
 mod api;
 mod auth;

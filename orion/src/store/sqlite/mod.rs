@@ -229,7 +229,7 @@ impl SqliteStore {
     ///
     /// When SQLite cannot.
     pub fn vacuum(&self) -> Result<(), StoreError> {
-        self.lock().execute_batch("VACUUM").map_err(backend)
+        self.reader().execute_batch("VACUUM").map_err(backend)
     }
 
     /// Rows per table and the schema version, for `orion database info`.
@@ -238,7 +238,7 @@ impl SqliteStore {
     ///
     /// When the file cannot be read.
     pub fn stats(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader();
         let mut out = vec![(
             "schema version".to_owned(),
             conn.query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -259,7 +259,7 @@ impl SqliteStore {
     ///
     /// When the check cannot run.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader();
         let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(backend)?;
         let rows = stmt
             .query_map([], |r| r.get::<_, String>(0))
@@ -356,7 +356,7 @@ impl SqliteStore {
     }
 
     /// A reading connection: a free one, else the next one once it is free.
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn reader(&self) -> MutexGuard<'_, Connection> {
         use std::sync::TryLockError;
         let n = self.readers.len();
         let first = self
@@ -377,19 +377,19 @@ impl SqliteStore {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs a read on the reading connection, after the queued writes commit when there are
+    /// Runs a read on a reading connection, after the queued writes commit when there are
     /// any, so a caller always reads its own writes.
     fn with<'a, T: Send + 'a>(
         &'a self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'a,
     ) -> StoreFuture<'a, T> {
         if !self.live.has_queued() {
-            return ready(f(&mut self.lock()));
+            return ready(f(&mut self.reader()));
         }
         let barrier = self.barrier();
         Box::pin(async move {
             barrier.await?;
-            f(&mut self.lock())
+            f(&mut self.reader())
         })
     }
 }
